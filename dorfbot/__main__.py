@@ -1,0 +1,5 @@
+import sys
+
+from dorfbot.cli import main
+
+sys.exit(main())

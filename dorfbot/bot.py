@@ -1,0 +1,332 @@
+"""The composition root: config, storage, Matrix, plugins, scheduler and HTTP.
+
+:class:`Bot` owns the lifecycle (``start``/``run``/``stop``) and routes each
+room event from :class:`~dorfbot.sync.EventStream` to commands and plugin
+hooks. Plugins see it as ``self.bot`` and use its services: ``matrix`` (the
+sending API), ``villages``, ``translator()``, ``db``, ``web``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from dorfbot import metrics
+from dorfbot.commands import (
+    CommandSpec,
+    CommandTable,
+    RateLimiter,
+    Scope,
+    parse_args,
+    split_command,
+)
+from dorfbot.config import Config, VillageConfig
+from dorfbot.context import CommandContext, MessageEvent, ReactionEvent
+from dorfbot.i18n import CORE_LOCALES, Catalogs, Translator
+from dorfbot.matrix import Matrix
+from dorfbot.plugin import Plugin, Scheduler
+from dorfbot.plugin_loader import discover, locales_dir
+from dorfbot.roles import Role, role_of
+from dorfbot.storage import Database
+from dorfbot.sync import MIGRATIONS as SYNC_MIGRATIONS
+from dorfbot.sync import EventStream
+from dorfbot.villages import DM, Villages
+from dorfbot.web import WebServer
+
+log = logging.getLogger(__name__)
+
+
+class Bot:
+    """One dorfbot process serving every configured village."""
+
+    def __init__(self, config: Config, *, plugin_classes: list[type[Plugin]] | None = None) -> None:
+        self.config = config
+        self.db = Database(config.database)
+        self.matrix = Matrix(
+            config.homeserver,
+            config.user_id,
+            config.data_dir,
+            device_name=config.device_name,
+            encryption=config.encryption,
+        )
+        self.villages = Villages(config, self.matrix)
+        self.catalogs = Catalogs()
+        self.catalogs.add_dir(CORE_LOCALES)
+        self.commands = CommandTable()
+        self.rate_limiter = RateLimiter(config.commands_per_minute)
+        self.aps = AsyncIOScheduler(timezone="UTC")
+        self.metrics = metrics.Metrics()
+        self.web = WebServer(config.http, self)
+        self.plugins: dict[str, Plugin] = {}
+        self._plugin_classes = plugin_classes
+        self.stream = EventStream(
+            self.matrix,
+            self.db,
+            on_event=self.on_event,
+            on_invite=self.on_invite,
+            on_synced=self._on_synced,
+            max_catchup_hours=config.max_catchup_hours,
+        )
+        self._undecryptable_notified: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- services
+
+    def translator(self, village: VillageConfig | None) -> Translator:
+        """The catalogs in the village's language (German without a village)."""
+        return self.catalogs.translator(village.language if village else "de")
+
+    def plugin(self, name: str) -> Plugin | None:
+        return self.plugins.get(name)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Open storage, log in, load plugins and the web server; then sync in the background."""
+        await self.db.open()
+        await self.db.migrate("core", SYNC_MIGRATIONS)
+        await self.matrix.login(self.config.password, self.config.access_token)
+        for problem in await self.villages.resolve():
+            log.error("room not found: %s", problem)
+        await self._load_plugins()
+        self.aps.start()
+        await self.web.start()
+        self._task = asyncio.create_task(self.stream.run(), name="dorfbot-sync")
+        log.info("dorfbot started as %s with %d plugins", self.matrix.user_id, len(self.plugins))
+
+    async def _load_plugins(self) -> None:
+        classes = self._plugin_classes if self._plugin_classes is not None else discover()
+        for cls in classes:
+            section = self.config.plugins.get(cls.name, {})
+            if section.get("enabled", True) is False:
+                continue
+            plugin = cls()
+            plugin.bot = self
+            plugin.db = self.db
+            plugin.log = logging.getLogger(f"dorfbot.plugin.{cls.name}")
+            plugin.config = {**cls.defaults, **section}
+            plugin.scheduler = Scheduler(self.aps, cls.name)
+            await self.db.migrate(cls.name, cls.migrations)
+            self.catalogs.add_dir(locales_dir(cls))
+            for spec in plugin.command_specs():
+                self.commands.add(spec)
+            self.plugins[cls.name] = plugin
+        for plugin in self.plugins.values():
+            await plugin.start()
+
+    async def wait_ready(self, timeout: float = 60) -> None:
+        """Until the first sync is done (room state known, sends allowed)."""
+        await asyncio.wait_for(self.matrix.ready.wait(), timeout)
+
+    async def run(self) -> None:
+        """Start and run until cancelled or stopped."""
+        await self.start()
+        assert self._task is not None
+        try:
+            await self._task
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        self.stream.stop()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        for name, plugin in reversed(list(self.plugins.items())):
+            try:
+                await plugin.stop()
+            except Exception:
+                log.exception("plugin %s failed to stop", name)
+            plugin.scheduler.cancel_all()
+            self.commands.remove_plugin(name)
+        self.plugins.clear()
+        if self.aps.running:
+            self.aps.shutdown(wait=False)
+        await self.web.stop()
+        await self.matrix.close()
+        await self.db.close()
+
+    # ------------------------------------------------------------------ events
+
+    async def _on_synced(self) -> None:
+        self.metrics.sync_lag.set(0)
+        for plugin in list(self.plugins.values()):
+            try:
+                await plugin.on_synced()
+            except Exception:
+                log.exception("plugin %s on_synced failed", plugin.name)
+
+    async def on_invite(self, room_id: str, inviter: str | None, is_direct: bool) -> None:
+        """Join configured rooms, rooms from admins, and DMs from village members."""
+        configured = room_id in self.villages.all_room_ids()
+        from_admin = inviter in self.config.admins
+        from_member = bool(inviter and self.villages.of_user(inviter))
+        if configured or from_admin or (is_direct and from_member):
+            log.info("joining %s (invited by %s)", room_id, inviter)
+            try:
+                await self.matrix.join(room_id)
+            except Exception as exc:
+                log.warning("could not join %s: %s", room_id, exc)
+        else:
+            log.info("declining invite to %s from %s", room_id, inviter)
+            try:
+                await self.matrix.leave(room_id)
+            except Exception as exc:
+                log.warning("could not decline %s: %s", room_id, exc)
+
+    async def on_event(self, room_id: str, source: dict[str, Any]) -> None:
+        """Route one new room event (called exactly once per event)."""
+        if source.get("dorfbot_undecryptable"):
+            await self._on_undecryptable(room_id, source)
+            return
+        kind = source.get("type")
+        if kind == "m.room.message":
+            message = MessageEvent.from_source(room_id, source)
+            if message is not None:
+                await self.on_message(message)
+        elif kind == "m.reaction":
+            reaction = ReactionEvent.from_source(room_id, source)
+            info = self.villages.room(room_id)
+            if reaction is not None and info is not None:
+                await self._each_plugin("on_reaction", reaction)
+        elif kind == "m.room.member":
+            info = self.villages.room(room_id)
+            content = source.get("content") or {}
+            if (
+                info is not None
+                and isinstance(content, dict)
+                and content.get("membership") == "join"
+                and source.get("state_key") == source.get("sender")
+                and (source.get("unsigned") or {}).get("prev_content", {}).get("membership")
+                != "join"
+            ):
+                await self._each_plugin(
+                    "on_member_join", info.village, room_id, str(source.get("sender"))
+                )
+
+    async def _each_plugin(self, hook: str, *args: Any) -> None:
+        for plugin in list(self.plugins.values()):
+            try:
+                await getattr(plugin, hook)(*args)
+            except Exception:
+                log.exception("plugin %s %s failed", plugin.name, hook)
+
+    async def _on_undecryptable(self, room_id: str, source: dict[str, Any]) -> None:
+        sender = str(source.get("sender"))
+        if sender in self._undecryptable_notified or self.villages.room(room_id) is None:
+            return
+        self._undecryptable_notified.add(sender)
+        info = self.villages.room(room_id)
+        t = self.translator(info.village if info else None)
+        await self.matrix.reply(room_id, str(source.get("event_id")), t("core.undecryptable"))
+
+    async def on_message(self, event: MessageEvent) -> None:
+        split = split_command(event.body, self.config.command_prefix)
+        if split is None:
+            await self._each_plugin("on_message", event)
+            return
+        started = time.monotonic()
+        name, rest = split
+        outcome = await self.dispatch(event, name, rest)
+        self.metrics.observe_command(name, outcome, time.monotonic() - started)
+
+    async def dispatch(self, event: MessageEvent, name: str, rest: str) -> str:
+        """Route one command; returns the outcome label for metrics."""
+        info = self.villages.room(event.room_id)
+        args = parse_args(rest)
+        room_kind = info.kind if info else DM
+        village = info.village if info else None
+        t = self.translator(village)
+
+        async def reply(key: str, **params: Any) -> None:
+            await self.matrix.reply(event.room_id, event.event_id, t(key, **params))
+
+        if village is None:
+            if not self._is_direct_room(event.room_id):
+                return "ignored"  # a room we share with people but do not serve
+            villages = self.villages.of_user(event.sender)
+            if args.village:
+                village = self.villages.get(args.village.lower())
+                if village is None or (
+                    village not in villages and event.sender not in self.config.admins
+                ):
+                    await reply(
+                        "core.unknown_village",
+                        village=args.village,
+                        known=", ".join(v.id for v in villages) or "-",
+                    )
+                    return "refused"
+            elif len(villages) == 1:
+                village = villages[0]
+            t = self.translator(village)
+
+        spec = self.commands.get(name)
+        role = role_of(
+            self.config,
+            village,
+            event.sender,
+            self.villages.moderation_power(village, event.sender) if village else None,
+        )
+        if spec is None:
+            suggestion = self.commands.suggest(name, lambda s: self._allowed(s, role, room_kind))
+            if suggestion:
+                await reply(
+                    "core.did_you_mean",
+                    command=name,
+                    suggestion=suggestion,
+                    prefix=self.config.command_prefix,
+                )
+            else:
+                await reply("core.unknown_command", command=name, prefix=self.config.command_prefix)
+            return "unknown"
+
+        if not self.rate_limiter.hit(event.sender) and role < Role.MODERATOR:
+            if self.rate_limiter.should_warn(event.sender):
+                await reply("core.rate_limited")
+            return "rate_limited"
+        if spec.needs_village and village is None:
+            villages = self.villages.of_user(event.sender)
+            await reply(
+                "core.which_village" if villages else "core.no_village",
+                villages=", ".join(f"dorf:{v.id}" for v in villages),
+            )
+            return "refused"
+        if spec.scope is Scope.MODERATION and room_kind != "moderation":
+            await reply(
+                "core.moderation_room_only", prefix=self.config.command_prefix, command=spec.name
+            )
+            return "refused"
+        if role < spec.role:
+            await reply("core.not_allowed", role=t.plain(spec.role.key))
+            return "refused"
+        ctx = CommandContext(self, event, spec, args, village, room_kind, role, t)
+        assert spec.handler is not None
+        try:
+            await spec.handler(ctx)
+        except Exception:
+            log.exception("command %s failed", spec.name)
+            self.metrics.errors.inc()
+            await ctx.reply("core.error")
+            return "error"
+        return "ok"
+
+    def _is_direct_room(self, room_id: str) -> bool:
+        room = self.matrix.client.rooms.get(room_id)
+        return room is not None and room.member_count <= 2
+
+    @staticmethod
+    def _allowed(spec: CommandSpec, role: Role, room_kind: str) -> bool:
+        return role >= spec.role and (
+            spec.scope is not Scope.MODERATION or room_kind == "moderation"
+        )
+
+    def visible_commands(self, role: Role, room_kind: str) -> list[CommandSpec]:
+        """Commands a user with ``role`` may use in a room of ``room_kind`` (for ``!hilfe``)."""
+        return [s for s in self.commands if self._allowed(s, role, room_kind)]

@@ -1,0 +1,365 @@
+"""The bot's Matrix client and the one sending API (SPEC section 5).
+
+Every message dorfbot sends goes through :class:`Matrix`, so the Matrix rules
+live here and nowhere else:
+
+- replies are ``m.notice`` with an HTML ``formatted_body``, a plain ``body`` and
+  a reply relation to the command;
+- announcements are ``m.text`` (a normal notification), push alerts are
+  ``m.text`` with ``@room`` and ``"m.mentions": {"room": true}``;
+- user content is escaped by :mod:`dorfbot.i18n` before it reaches here as a
+  :class:`~dorfbot.i18n.Text`;
+- every send carries a transaction ID derived from what caused it, so a resend
+  after a crash is deduplicated by the homeserver;
+- ``M_LIMIT_EXCEEDED`` is retried after ``retry_after_ms`` and lost connections
+  with a bounded backoff (matrix-nio's own retry loop, configured here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nio
+
+from dorfbot.i18n import Text
+
+log = logging.getLogger(__name__)
+
+ROOM_MENTION_POWER = "room"
+
+
+class MatrixError(Exception):
+    """A Matrix request failed for good (not a rate limit or a lost connection)."""
+
+    def __init__(self, message: str, errcode: str | None = None) -> None:
+        super().__init__(message)
+        self.errcode = errcode
+
+
+@dataclass(frozen=True)
+class Session:
+    """Access token and device, kept in ``data/session.json`` across restarts."""
+
+    homeserver: str
+    user_id: str
+    device_id: str
+    access_token: str
+
+    @classmethod
+    def load(cls, path: Path) -> Session | None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**{k: str(data[k]) for k in cls.__dataclass_fields__})
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(self.__dict__, fh)
+        tmp.replace(path)
+
+
+def txn_id(*parts: object) -> str:
+    """A deterministic transaction ID from what caused a send (event ID, purpose, ...)."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:32]
+    return f"dorfbot.{digest}"
+
+
+def _check(response: Any, what: str) -> Any:
+    if isinstance(response, nio.ErrorResponse):
+        raise MatrixError(f"{what}: {response.message}", getattr(response, "status_code", None))
+    return response
+
+
+class Matrix:
+    """matrix-nio underneath, the bot's sending API on top."""
+
+    def __init__(
+        self,
+        homeserver: str,
+        user_id: str,
+        data_dir: Path,
+        *,
+        device_name: str = "dorfbot",
+        encryption: bool = True,
+    ) -> None:
+        self.data_dir = data_dir
+        self.device_name = device_name
+        self.encryption = encryption
+        store = data_dir / "crypto"
+        if encryption:
+            store.mkdir(parents=True, exist_ok=True)
+        config = nio.AsyncClientConfig(
+            encryption_enabled=encryption,
+            store_sync_tokens=False,  # the database owns the sync token
+            max_limit_exceeded=None,  # always honour retry_after_ms
+            max_timeouts=None,  # never drop a send on a lost connection ...
+            backoff_factor=0.5,
+            max_timeout_retry_wait_time=15,  # ... but back off boundedly
+            request_timeout=60,
+        )
+        self.client = nio.AsyncClient(
+            homeserver, user_id, store_path=str(store) if encryption else "", config=config
+        )
+        self.ready = asyncio.Event()
+        """Set once the first sync has filled room state; sends wait for it."""
+
+    @property
+    def user_id(self) -> str:
+        return str(self.client.user_id)
+
+    # ------------------------------------------------------------------ session
+
+    async def login(self, password: str | None, access_token: str | None) -> Session:
+        """Reuse the stored session, or log in once and store it."""
+        path = self.data_dir / "session.json"
+        session = Session.load(path)
+        if session and session.user_id == self.client.user_id:
+            self.client.restore_login(session.user_id, session.device_id, session.access_token)
+            whoami = await self.client.whoami()
+            if not isinstance(whoami, nio.ErrorResponse):
+                return session
+            log.warning("stored session is no longer valid (%s); logging in again", whoami.message)
+        if access_token:
+            self.client.access_token = access_token
+            whoami = _check(await self.client.whoami(), "access token")
+            session = Session(
+                self.client.homeserver, whoami.user_id, whoami.device_id or "", access_token
+            )
+        elif password:
+            resp = _check(await self.client.login(password, device_name=self.device_name), "login")
+            session = Session(
+                self.client.homeserver, resp.user_id, resp.device_id, resp.access_token
+            )
+        else:
+            raise MatrixError("neither a password nor an access token is configured")
+        self.client.restore_login(session.user_id, session.device_id, session.access_token)
+        session.save(path)
+        return session
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(
+        self,
+        room_id: str,
+        content: dict[str, Any],
+        *,
+        key: str | None = None,
+        event_type: str = "m.room.message",
+    ) -> str:
+        """Send one event; returns its event ID. ``key`` makes the send idempotent."""
+        await self.ready.wait()
+        tx = key if key and key.startswith("dorfbot.") else (txn_id(key) if key else None)
+        try:
+            resp = await self.client.room_send(
+                room_id,
+                event_type,
+                content,
+                tx_id=tx or str(uuid.uuid4()),
+                ignore_unverified_devices=True,
+            )
+        except nio.LocalProtocolError as exc:
+            raise MatrixError(f"send to {room_id}: {exc}") from exc
+        return str(_check(resp, f"send to {room_id}").event_id)
+
+    @staticmethod
+    def message_content(msgtype: str, text: Text) -> dict[str, Any]:
+        return {
+            "msgtype": msgtype,
+            "body": text.plain,
+            "format": "org.matrix.custom.html",
+            "formatted_body": text.html,
+        }
+
+    async def reply(
+        self,
+        room_id: str,
+        event_id: str,
+        text: Text,
+        *,
+        key: str | None = None,
+        mention: str | None = None,
+    ) -> str:
+        """A notice as a reply to ``event_id`` (the command)."""
+        content = self.message_content("m.notice", text)
+        content["m.relates_to"] = {"m.in_reply_to": {"event_id": event_id}}
+        content["m.mentions"] = {"user_ids": [mention]} if mention else {}
+        return await self.send(room_id, content, key=key or txn_id(event_id, "reply"))
+
+    async def notice(self, room_id: str, text: Text, *, key: str | None = None) -> str:
+        """A notice that is not a reply (queue messages, digests, published items)."""
+        content = self.message_content("m.notice", text)
+        content["m.mentions"] = {}
+        return await self.send(room_id, content, key=key)
+
+    async def announce(self, room_id: str, text: Text, *, key: str | None = None) -> str:
+        """An ``m.text`` message: notifies members as a normal message would."""
+        content = self.message_content("m.text", text)
+        content["m.mentions"] = {}
+        return await self.send(room_id, content, key=key)
+
+    async def alert(self, room_id: str, text: Text, *, key: str | None = None) -> str:
+        """A push alert: ``@room`` in the body and ``m.mentions.room``."""
+        content = self.message_content("m.text", Text("@room " + text.plain, "@room " + text.html))
+        content["m.mentions"] = {"room": True}
+        return await self.send(room_id, content, key=key)
+
+    async def edit(
+        self,
+        room_id: str,
+        event_id: str,
+        text: Text,
+        *,
+        msgtype: str = "m.notice",
+        key: str | None = None,
+    ) -> str:
+        """Replace the content of one of the bot's own messages."""
+        new = self.message_content(msgtype, text)
+        content = {
+            **self.message_content(msgtype, Text("* " + text.plain, text.html)),
+            "m.new_content": new,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+            "m.mentions": {},
+        }
+        return await self.send(room_id, content, key=key)
+
+    async def react(
+        self, room_id: str, event_id: str, emoji: str, *, key: str | None = None
+    ) -> str:
+        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": emoji}}
+        return await self.send(room_id, content, key=key, event_type="m.reaction")
+
+    async def redact(
+        self, room_id: str, event_id: str, reason: str | None = None, *, key: str | None = None
+    ) -> None:
+        await self.ready.wait()
+        resp = await self.client.room_redact(
+            room_id, event_id, reason=reason, tx_id=txn_id(key) if key else None
+        )
+        _check(resp, f"redact {event_id}")
+
+    async def send_file(
+        self,
+        room_id: str,
+        data: bytes,
+        filename: str,
+        mimetype: str,
+        *,
+        key: str | None = None,
+        body: str | None = None,
+    ) -> str:
+        """Upload a file and post it (used for data exports)."""
+        await self.ready.wait()
+        room = self.client.rooms.get(room_id)
+        encrypted = bool(room and room.encrypted and self.encryption)
+        content: dict[str, Any] = {
+            "msgtype": "m.file",
+            "body": body or filename,
+            "filename": filename,
+            "info": {"mimetype": mimetype, "size": len(data)},
+        }
+        if encrypted:
+            from nio.crypto import attachments
+
+            ciphertext, keys = attachments.encrypt_attachment(data)
+            upload, _ = await self.client.upload(
+                lambda *_: ciphertext,
+                content_type="application/octet-stream",
+                filename=filename,
+                filesize=len(ciphertext),
+            )
+            _check(upload, "upload")
+            content["file"] = {"url": upload.content_uri, **keys, "mimetype": mimetype}
+        else:
+            upload, _ = await self.client.upload(
+                lambda *_: data, content_type=mimetype, filename=filename, filesize=len(data)
+            )
+            _check(upload, "upload")
+            content["url"] = upload.content_uri
+        return await self.send(room_id, content, key=key)
+
+    async def download(self, mxc: str) -> bytes:
+        resp = await self.client.download(mxc)
+        return bytes(_check(resp, f"download {mxc}").body)
+
+    # ------------------------------------------------------------------ rooms
+
+    async def open_private_room(
+        self,
+        invite: list[str],
+        name: str,
+        *,
+        topic: str | None = None,
+        direct: bool = False,
+    ) -> str:
+        """Create a private room, invite people, return its ID."""
+        await self.ready.wait()
+        resp = await self.client.room_create(
+            name=name,
+            topic=topic,
+            invite=invite,
+            is_direct=direct,
+            preset=nio.RoomPreset.trusted_private_chat,
+        )
+        return str(_check(resp, "create room").room_id)
+
+    async def direct_room(self, user_id: str, name: str) -> str:
+        """An existing two-person room with ``user_id``, or a new DM."""
+        for room in self.client.rooms.values():
+            members = set(room.users) | set(room.invited_users)
+            if members == {self.user_id, user_id} and not room.is_group:
+                return str(room.room_id)
+        return await self.open_private_room([user_id], name, direct=True)
+
+    async def join(self, room_id: str) -> str:
+        return str(_check(await self.client.join(room_id), f"join {room_id}").room_id)
+
+    async def leave(self, room_id: str) -> None:
+        _check(await self.client.room_leave(room_id), f"leave {room_id}")
+
+    async def resolve(self, room: str) -> str:
+        """A room ID for an ID or alias."""
+        if room.startswith("!"):
+            return room
+        resp = await self.client.room_resolve_alias(room)
+        return str(_check(resp, f"resolve {room}").room_id)
+
+    def power_level(self, room_id: str, user_id: str) -> int | None:
+        room = self.client.rooms.get(room_id)
+        if room is None:
+            return None
+        return int(room.power_levels.get_user_level(user_id))
+
+    def can_alert(self, room_id: str) -> bool:
+        """Whether the bot may use ``@room`` in a room (notifications.room power)."""
+        room = self.client.rooms.get(room_id)
+        if room is None:
+            return False
+        levels = room.power_levels
+        needed = int(getattr(levels, "notifications", {}).get("room", 50))
+        return int(levels.get_user_level(self.user_id)) >= needed
+
+    def members(self, room_id: str) -> set[str]:
+        room = self.client.rooms.get(room_id)
+        return set(room.users) if room else set()
+
+    async def set_pinned(self, room_id: str, event_ids: list[str]) -> None:
+        await self.ready.wait()
+        resp = await self.client.room_put_state(
+            room_id, "m.room.pinned_events", {"pinned": event_ids}
+        )
+        _check(resp, f"pin in {room_id}")

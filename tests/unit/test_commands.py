@@ -1,0 +1,107 @@
+"""The command-line grammar of SPEC section 3: names, options, quoting, description."""
+
+from __future__ import annotations
+
+import pytest
+
+from dorfbot.commands import CommandSpec, CommandTable, RateLimiter, normalize_name, parse_args, split_command
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("!ping", ("ping", "")),
+        ("  !Biete Rasenmäher", ("biete", "Rasenmäher")),
+        ("!löschen 12", ("loeschen", "12")),
+        ("!Ankündigung Hallo", ("ankuendigung", "Hallo")),
+        ("!biete\nzweite Zeile", ("biete", "\nzweite Zeile")),
+        ("ping", None),
+        ("!", None),
+        ("! ping", None),
+        ("!<script>", None),
+    ],
+)
+def test_split_command(body: str, expected: tuple[str, str] | None) -> None:
+    assert split_command(body, "!") == expected
+
+
+def test_options_anywhere_and_text_kept() -> None:
+    args = parse_args("Rasenmäher leihen #Garten ortsteil:Nord am See wo:Scheune")
+    assert args.text == "Rasenmäher leihen"
+    assert args.category == "garten"
+    assert args.district == "Nord am See"
+    assert args.where == "Scheune"
+
+
+def test_quoted_option_value_returns_to_text() -> None:
+    args = parse_args('morgen 18 Uhr wo:"Haus am See" Sommerfest bis:22:00')
+    assert args.where == "Haus am See"
+    assert args.text == "morgen 18 Uhr Sommerfest"
+    assert args.until == "22:00"
+
+
+def test_english_option_names_and_village() -> None:
+    args = parse_args("Lawnmower district:Süd where:Barn until:20:00 village:musterdorf")
+    assert (args.district, args.where, args.until, args.village) == (
+        "Süd", "Barn", "20:00", "musterdorf",
+    )
+    assert args.text == "Lawnmower"
+
+
+def test_description_is_the_further_lines() -> None:
+    args = parse_args("Fahrt nach Soest #fahrdienst\nDienstag früh,\nbitte melden")
+    assert args.text == "Fahrt nach Soest"
+    assert args.description == "Dienstag früh,\nbitte melden"
+
+
+def test_hash_inside_word_is_not_a_category() -> None:
+    assert parse_args("Haus#5 frei").category is None
+    assert parse_args("Haus#5 frei").text == "Haus#5 frei"
+
+
+def test_urls_are_not_options() -> None:
+    args = parse_args("Gemeinde https://example.org/wo:x")
+    assert args.where is None
+    assert args.text == "Gemeinde https://example.org/wo:x"
+
+
+def test_control_characters_removed_and_length_capped() -> None:
+    args = parse_args("a\x00b\x1b[31mc" + "x" * 100_000)
+    assert "\x00" not in args.text and "\x1b" not in args.text
+    assert len(args.raw) <= 4000
+
+
+def test_take_quoted_for_proxy_posts() -> None:
+    args = parse_args('"Frau Meier, Tel. 1234" biete Kuchen #sonstiges')
+    name, rest = args.take_quoted()
+    assert name == "Frau Meier, Tel. 1234"
+    assert rest.text == "biete Kuchen"
+    assert rest.category == "sonstiges"
+
+
+def test_normalize_name() -> None:
+    assert normalize_name("VERLÄNGERN") == "verlaengern"
+    assert normalize_name("Straße") == "strasse"
+
+
+def test_table_lookup_aliases_and_suggestions() -> None:
+    table = CommandTable()
+    table.add(CommandSpec(name="biete", aliases=("offer",), plugin="a"))
+    table.add(CommandSpec(name="suche", aliases=("request",), plugin="a"))
+    assert table.get("OFFER") is not None and table.get("offer").name == "biete"
+    assert table.suggest("bitte", lambda s: True) == "biete"
+    assert table.suggest("zzzz", lambda s: True) is None
+    with pytest.raises(ValueError, match="taken"):
+        table.add(CommandSpec(name="offer", plugin="b"))
+    table.remove_plugin("a")
+    assert table.get("biete") is None
+
+
+def test_rate_limiter_window() -> None:
+    limiter = RateLimiter(limit=3, window=60)
+    assert all(limiter.hit("u", now=t) for t in (0, 1, 2))
+    assert not limiter.hit("u", now=3)
+    assert limiter.should_warn("u", now=3)
+    assert not limiter.should_warn("u", now=4)
+    assert limiter.hit("u", now=61)
+    assert limiter.hit("other", now=3)
