@@ -28,6 +28,7 @@ from dorfbot.config import Config, VillageConfig
 from dorfbot.context import CommandContext, MessageEvent, ReactionEvent
 from dorfbot.i18n import CORE_LOCALES, Catalogs, Translator
 from dorfbot.matrix import Matrix
+from dorfbot.moderation import Moderation
 from dorfbot.plugin import Plugin, Scheduler
 from dorfbot.plugin_loader import discover, locales_dir
 from dorfbot.roles import Role, role_of
@@ -71,6 +72,7 @@ class Bot:
             on_synced=self._on_synced,
             max_catchup_hours=config.max_catchup_hours,
         )
+        self.moderation = Moderation(self)
         self._undecryptable_notified: set[str] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -82,6 +84,11 @@ class Bot:
 
     def plugin(self, name: str) -> Plugin | None:
         return self.plugins.get(name)
+
+    def role_in(self, village: VillageConfig | None, user_id: str) -> Role:
+        """A user's role in a village, from config and the moderation room's power levels."""
+        power = self.villages.moderation_power(village, user_id) if village else None
+        return role_of(self.config, village, user_id, power)
 
     # ---------------------------------------------------------------- lifecycle
 

@@ -32,6 +32,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from dorfbot.commands import COMMAND_ATTR, CommandSpec
 from dorfbot.config import VillageConfig
+from dorfbot.i18n import Text, Translator
+from dorfbot.items import Item
 from dorfbot.storage import Database, Migration
 
 if TYPE_CHECKING:
@@ -152,6 +154,20 @@ class Plugin:
 
     async def on_member_join(self, village: VillageConfig, room_id: str, user_id: str) -> None:
         """Someone joined a room of a village."""
+
+    # ------------------------------------------------------------ item hooks
+    # For plugins whose items go through the moderation queue (dorfbot.moderation).
+
+    def render_item(self, item: Item, t: Translator) -> Text:
+        """The item as shown in the queue and when published (escaped user content)."""
+        return Text.escaped(item.title)
+
+    async def publish_item(self, item: Item) -> tuple[str, str] | None:
+        """Post an approved item into its room; returns (room ID, event ID)."""
+        return None
+
+    async def on_item_closed(self, item: Item) -> None:
+        """An item of this plugin left the open states (removed, deleted, done, ...)."""
 
     # ------------------------------------------------------------ privacy hooks
 

@@ -1,0 +1,458 @@
+"""The moderation queue and the moderators' commands.
+
+Plugins submit items through :class:`Moderation` (``self.bot.moderation``).
+Depending on the village's ``moderation`` mode and the author's standing, an
+item is published at once or waits in the queue: a message in the village's
+moderation room that moderators approve with ``!freigeben <nr>`` or a ✅
+reaction, or reject with ``!ablehnen <nr> [grund]`` or ❌. The owning plugin
+renders and publishes its items through two hooks,
+:meth:`~dorfbot.plugin.Plugin.render_item` and
+:meth:`~dorfbot.plugin.Plugin.publish_item`.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from dorfbot import items as states
+from dorfbot.commands import Scope, command
+from dorfbot.config import VillageConfig
+from dorfbot.context import CommandContext, ReactionEvent
+from dorfbot.i18n import Markup, Text, Translator
+from dorfbot.items import MIGRATIONS, Item, ItemStore
+from dorfbot.matrix import txn_id
+from dorfbot.plugin import Plugin
+from dorfbot.roles import Role
+
+if TYPE_CHECKING:
+    from dorfbot.bot import Bot
+
+log = logging.getLogger(__name__)
+
+APPROVE_KEYS = ("✅", "✔️", "✔", "👍")
+REJECT_KEYS = ("❌", "✖️", "👎")
+
+
+class Blocked(Exception):
+    """The author may not post in this village (until ``until``, if set)."""
+
+    def __init__(self, until: float | None) -> None:
+        super().__init__("blocked")
+        self.until = until
+
+
+class Moderation:
+    """Submitting, approving, rejecting and removing items; the audit log."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        self.items = ItemStore(bot.db)
+
+    # ------------------------------------------------------------------ queries
+
+    async def blocked_until(self, village: str, user_id: str) -> tuple[bool, float | None]:
+        row = await self.bot.db.fetchone(
+            "SELECT until FROM blocks WHERE village = ? AND user_id = ?", (village, user_id)
+        )
+        if row is None:
+            return False, None
+        until = row["until"]
+        if until is not None and until < time.time():
+            await self.bot.db.execute(
+                "DELETE FROM blocks WHERE village = ? AND user_id = ?", (village, user_id)
+            )
+            return False, None
+        return True, until
+
+    async def log_action(self, village: str, actor: str, action: str, *,
+                         number: int | None = None, target: str | None = None,
+                         reason: str | None = None) -> None:
+        await self.bot.db.execute(
+            "INSERT INTO modlog (village, ts, actor, action, number, target_user, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (village, time.time(), actor, action, number, target, reason),
+        )
+
+    def owner(self, item: Item) -> Plugin | None:
+        return self.bot.plugin(item.plugin)
+
+    def translator(self, village_id: str) -> Translator:
+        return self.bot.translator(self.bot.villages.get(village_id))
+
+    async def pending_count(self, village: str) -> int:
+        return int(await self.bot.db.fetchval(
+            "SELECT count(*) FROM items WHERE village = ? AND state = ?",
+            (village, states.PENDING),
+        ) or 0)
+
+    # ----------------------------------------------------------------- submit
+
+    async def submit(
+        self, ctx: CommandContext, *, plugin: str, kind: str, title: str, mode: str,
+        body: str = "", category: str | None = None, district: str | None = None,
+        on_behalf_of: str | None = None, expires_at: float | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Item:
+        """Store a new item from a command and queue or publish it.
+
+        Raises :class:`Blocked` for blocked authors. Replies to the author are
+        the calling plugin's business; this method tells moderators.
+        """
+        village = ctx.require_village
+        blocked, until = await self.blocked_until(village.id, ctx.sender)
+        if blocked:
+            raise Blocked(until)
+        skip = (
+            mode != "pre"
+            or ctx.role >= Role.ORGANIZER
+            or (
+                village.moderation.trusted_after > 0
+                and await self.items.approved_count(village.id, ctx.sender)
+                >= village.moderation.trusted_after
+            )
+        )
+        item, created = await self.items.create(
+            village=village.id, plugin=plugin, kind=kind,
+            state=states.PUBLISHED if skip else states.PENDING, author=ctx.sender, title=title,
+            body=body, on_behalf_of=on_behalf_of, category=category, district=district,
+            source_room=ctx.room_id, source_event=ctx.event.event_id, expires_at=expires_at,
+            data=data,
+        )
+        if not created:
+            return item  # the same command again after a crash: already done
+        if item.state == states.PENDING:
+            await self._post_queue_message(village, item)
+        else:
+            item = await self._publish(item)
+            if mode == "post" and ctx.role < Role.ORGANIZER:
+                await self._post_queue_message(village, item, review=True)
+        await self._update_pending_metric(village.id)
+        return item
+
+    async def _post_queue_message(self, village: VillageConfig, item: Item, *,
+                                  review: bool = False) -> None:
+        room_id = self.bot.villages.room_id(village, "moderation")
+        if room_id is None:
+            return
+        t = self.bot.translator(village)
+        text = self._queue_text(item, t, review=review)
+        event_id = await self.bot.matrix.notice(room_id, text, key=txn_id("queue", item.id))
+        await self.items.update(item, queue_room=room_id, queue_event=event_id)
+        if not review:
+            for emoji in ("✅", "❌"):
+                await self.bot.matrix.react(room_id, event_id, emoji,
+                                            key=txn_id("queue-react", item.id, emoji))
+
+    def _queue_text(self, item: Item, t: Translator, *, review: bool = False,
+                    outcome: Text | None = None) -> Text:
+        owner = self.owner(item)
+        rendered = owner.render_item(item, t) if owner else Text.escaped(item.title)
+        key = "moderation.review_message" if review else "moderation.queue_message"
+        text = t(key, number=item.number, kind=t(f"kind.{item.kind}"), author=item.author,
+                 item=rendered, prefix=self.bot.config.command_prefix)
+        return text if outcome is None else Text.join([outcome, text])
+
+    async def _publish(self, item: Item) -> Item:
+        owner = self.owner(item)
+        target = await owner.publish_item(item) if owner else None
+        if target is not None:
+            room_id, event_id = target
+            item = await self.items.update(item, published_room=room_id, published_event=event_id)
+        return item
+
+    async def _update_pending_metric(self, village: str) -> None:
+        self.bot.metrics.pending.labels(village=village).set(await self.pending_count(village))
+
+    # --------------------------------------------------------------- decisions
+
+    async def decide(
+        self, village: VillageConfig, number: int, actor: str, *, approve: bool,
+        reason: str | None = None, cause: str,
+    ) -> tuple[str, Item | None]:
+        """Approve or reject; returns (catalog key of the outcome, item)."""
+        item = await self.items.get(village.id, number)
+        if item is None:
+            return "moderation.not_found", None
+        if actor == item.author:
+            return "moderation.own_item", item
+        if item.state != states.PENDING:
+            return "moderation.not_pending", item
+        new_state = states.PUBLISHED if approve else states.REJECTED
+        decided = await self.items.transition(
+            item, new_state, decided_by=actor, decided_at=time.time(), reason=reason
+        )
+        if decided is None:
+            return "moderation.not_pending", item
+        item = decided
+        await self.log_action(village.id, actor, "approve" if approve else "reject",
+                              number=number, target=item.author, reason=reason)
+        if approve:
+            item = await self._publish(item)
+        t = self.bot.translator(village)
+        outcome = t("moderation.outcome_approved" if approve else "moderation.outcome_rejected",
+                    moderator=actor, reason=reason or "")
+        if item.queue_room and item.queue_event:
+            await self.bot.matrix.edit(item.queue_room, item.queue_event,
+                                       self._queue_text(item, t, outcome=outcome),
+                                       key=txn_id("queue-edit", item.id, new_state))
+        await self.tell_author(
+            item, t("moderation.told_approved" if approve else "moderation.told_rejected",
+                    number=item.number, title=item.title, reason=reason or "-"),
+            purpose=new_state, cause=cause,
+        )
+        await self._update_pending_metric(village.id)
+        return ("moderation.approved" if approve else "moderation.rejected"), item
+
+    async def tell_author(self, item: Item, text: Text, *, purpose: str, cause: str) -> None:
+        """A reply to the author's command where possible, else a direct message."""
+        key = txn_id("tell", item.id, purpose, cause)
+        if item.source_room and item.source_event and item.source_room in \
+                self.bot.matrix.client.rooms:
+            await self.bot.matrix.reply(item.source_room, item.source_event, text, key=key,
+                                        mention=item.author)
+            return
+        room_id = await self.bot.matrix.direct_room(item.author, "dorfbot")
+        await self.bot.matrix.notice(room_id, text, key=key)
+
+    async def remove(self, village: VillageConfig, item: Item, actor: str, *,
+                     state: str = states.REMOVED, reason: str | None = None) -> Item | None:
+        """Close a published or pending item and redact its published message."""
+        closed = await self.items.transition(item, state, reason=reason)
+        if closed is None:
+            return None
+        if closed.published_room and closed.published_event:
+            try:
+                await self.bot.matrix.redact(closed.published_room, closed.published_event,
+                                             reason, key=f"redact:{closed.id}")
+            except Exception as exc:
+                log.warning("could not redact item %s: %s", closed.id, exc)
+        if closed.queue_room and closed.queue_event and item.state == states.PENDING:
+            t = self.bot.translator(village)
+            await self.bot.matrix.edit(
+                closed.queue_room, closed.queue_event,
+                self._queue_text(closed, t, outcome=t("moderation.outcome_withdrawn")),
+                key=txn_id("queue-edit", closed.id, state),
+            )
+        owner = self.owner(closed)
+        if owner is not None:
+            await owner.on_item_closed(closed)
+        await self._update_pending_metric(village.id)
+        return closed
+
+
+def _parse_number(text: str) -> int | None:
+    word = text.split(maxsplit=1)[0] if text.split() else ""
+    word = word.lower().removeprefix("nr.").removeprefix("nr").lstrip("#").strip()
+    return int(word) if word.isdigit() and len(word) < 10 else None
+
+
+def _rest_after_number(text: str) -> str:
+    parts = text.split(maxsplit=1)
+    return parts[1].strip() if len(parts) > 1 else ""
+
+
+class ModerationPlugin(Plugin):
+    """The moderators' commands and the ✅/❌ reactions on queue messages."""
+
+    name = "moderation"
+    migrations = MIGRATIONS
+
+    @property
+    def service(self) -> Moderation:
+        return self.bot.moderation
+
+    async def start(self) -> None:
+        for village in self.bot.config.villages:
+            await self.service._update_pending_metric(village.id)
+
+    @command("warteschlange", "queue", role=Role.MODERATOR, scope=Scope.MODERATION)
+    async def queue(self, ctx: CommandContext) -> None:
+        village = ctx.require_village
+        pending = await self.service.items.list(
+            village.id, states=(states.PENDING,), limit=25
+        )
+        if not pending:
+            await ctx.reply("moderation.queue_empty")
+            return
+        lines = [ctx.t("moderation.queue_line", number=i.number, kind=ctx.t(f"kind.{i.kind}"),
+                       title=i.title, author=i.author) for i in reversed(pending)]
+        await ctx.reply("moderation.queue_list", count=len(pending),
+                        entries=Markup(Text.join(lines, Text("\n", ""))))
+
+    async def _decide_command(self, ctx: CommandContext, approve: bool) -> None:
+        number = _parse_number(ctx.args.text)
+        if number is None:
+            await ctx.reply("moderation.need_number",
+                            command=ctx.spec.name, prefix=self.bot.config.command_prefix)
+            return
+        reason = _rest_after_number(ctx.args.text) or None
+        key, item = await self.service.decide(ctx.require_village, number, ctx.sender,
+                                              approve=approve, reason=reason,
+                                              cause=ctx.event.event_id)
+        await ctx.reply(key, number=number, state=ctx.t(f"state.{item.state}") if item else "")
+
+    @command("freigeben", "approve", role=Role.MODERATOR, scope=Scope.MODERATION,
+             examples=("!freigeben 12",))
+    async def approve(self, ctx: CommandContext) -> None:
+        await self._decide_command(ctx, approve=True)
+
+    @command("ablehnen", "reject", role=Role.MODERATOR, scope=Scope.MODERATION,
+             examples=("!ablehnen 12 Bitte ohne Telefonnummer",))
+    async def reject(self, ctx: CommandContext) -> None:
+        await self._decide_command(ctx, approve=False)
+
+    @command("entfernen", "remove", role=Role.MODERATOR, scope=Scope.MODERATION,
+             examples=("!entfernen 12 Werbung",))
+    async def remove(self, ctx: CommandContext) -> None:
+        village = ctx.require_village
+        number = _parse_number(ctx.args.text)
+        item = await self.service.items.get(village.id, number) if number else None
+        if item is None:
+            await ctx.reply("moderation.not_found", number=number or "?")
+            return
+        reason = _rest_after_number(ctx.args.text) or None
+        closed = await self.service.remove(village, item, ctx.sender, reason=reason)
+        if closed is None:
+            await ctx.reply("moderation.not_open", number=item.number,
+                            state=ctx.t(f"state.{item.state}"))
+            return
+        await self.service.log_action(village.id, ctx.sender, "remove", number=item.number,
+                                      target=item.author, reason=reason)
+        await self.service.tell_author(
+            closed, self.bot.translator(village)("moderation.told_removed", number=item.number,
+                                                 title=item.title, reason=reason or "-"),
+            purpose="removed", cause=ctx.event.event_id)
+        await ctx.reply("moderation.removed", number=item.number)
+
+    @command("sperren", "block", role=Role.MODERATOR, scope=Scope.MODERATION,
+             examples=("!sperren @troll:example.org 7 Beleidigungen",))
+    async def block(self, ctx: CommandContext) -> None:
+        village = ctx.require_village
+        words = ctx.args.text.split(maxsplit=2)
+        if not words or not words[0].startswith("@") or ":" not in words[0]:
+            await ctx.reply("moderation.need_user", prefix=self.bot.config.command_prefix,
+                            command=ctx.spec.name)
+            return
+        user = words[0]
+        days: float | None = None
+        rest = words[1:]
+        if rest and rest[0].isdigit() and len(rest[0]) < 5:
+            days = float(rest[0])
+            rest = rest[1:]
+        reason = " ".join(rest) or None
+        if user == ctx.sender:
+            await ctx.reply("moderation.not_yourself")
+            return
+        until = time.time() + days * 86400 if days else None
+        await self.bot.db.execute(
+            "INSERT INTO blocks (village, user_id, until, reason, blocked_by, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(village, user_id) DO UPDATE SET "
+            "until = excluded.until, reason = excluded.reason, blocked_by = excluded.blocked_by",
+            (village.id, user, until, reason, ctx.sender, time.time()),
+        )
+        await self.service.log_action(village.id, ctx.sender, "block", target=user,
+                                      reason=reason)
+        if until:
+            await ctx.reply("moderation.blocked_until", user=user,
+                            until=_local(until, village))
+        else:
+            await ctx.reply("moderation.blocked", user=user)
+
+    @command("entsperren", "unblock", role=Role.MODERATOR, scope=Scope.MODERATION,
+             examples=("!entsperren @troll:example.org",))
+    async def unblock(self, ctx: CommandContext) -> None:
+        village = ctx.require_village
+        user = ctx.args.text.split()[0] if ctx.args.text.split() else ""
+        count = await self.bot.db.execute_rowcount(
+            "DELETE FROM blocks WHERE village = ? AND user_id = ?", (village.id, user)
+        )
+        if count:
+            await self.service.log_action(village.id, ctx.sender, "unblock", target=user)
+        await ctx.reply("moderation.unblocked" if count else "moderation.not_blocked", user=user)
+
+    @command("protokoll", "log", role=Role.MODERATOR, scope=Scope.MODERATION)
+    async def modlog(self, ctx: CommandContext) -> None:
+        village = ctx.require_village
+        rows = await self.bot.db.fetchall(
+            "SELECT * FROM modlog WHERE village = ? ORDER BY ts DESC LIMIT 20", (village.id,)
+        )
+        if not rows:
+            await ctx.reply("moderation.log_empty")
+            return
+        lines = [ctx.t("moderation.log_line", when=_local(r["ts"], village), actor=r["actor"],
+                       action=ctx.t(f"action.{r['action']}"),
+                       number=f"Nr. {r['number']}" if r["number"] else "",
+                       target=r["target_user"] or "", reason=r["reason"] or "")
+                 for r in rows]
+        await ctx.reply("moderation.log_list", entries=Markup(Text.join(lines, Text("\n", ""))))
+
+    @command("statistik", "stats", role=Role.MODERATOR, scope=Scope.MODERATION)
+    async def stats(self, ctx: CommandContext) -> None:
+        village = ctx.require_village
+        since = time.time() - 30 * 86400
+        db = self.bot.db
+        by_state = await db.fetchall(
+            "SELECT kind, state, count(*) AS n FROM items WHERE village = ? AND created_at >= ? "
+            "GROUP BY kind, state ORDER BY kind, state", (village.id, since))
+        by_category = await db.fetchall(
+            "SELECT COALESCE(category, '-') AS c, count(*) AS n FROM items WHERE village = ? "
+            "AND created_at >= ? GROUP BY c ORDER BY n DESC", (village.id, since))
+        by_district = await db.fetchall(
+            "SELECT COALESCE(district, '-') AS d, count(*) AS n FROM items WHERE village = ? "
+            "AND created_at >= ? GROUP BY d ORDER BY n DESC", (village.id, since))
+        waits = await db.fetchall(
+            "SELECT decided_at - created_at AS w FROM items WHERE village = ? AND "
+            "created_at >= ? AND decided_at IS NOT NULL", (village.id, since))
+        users = await db.fetchval(
+            "SELECT count(DISTINCT author) FROM items WHERE village = ? AND created_at >= ?",
+            (village.id, since))
+        median = statistics.median([r["w"] for r in waits]) if waits else None
+
+        def join(rows: list[Any], label: str) -> str:
+            return ", ".join(f"{r[label]}: {r['n']}" for r in rows) or "-"
+
+        await ctx.reply(
+            "moderation.stats", users=users or 0,
+            states=", ".join(f"{ctx.t.plain(f'kind.{r[0]}')} {ctx.t.plain(f'state.{r[1]}')}: "
+                             f"{r[2]}" for r in by_state) or "-",
+            categories=join(by_category, "c"), districts=join(by_district, "d"),
+            median=_duration(median, ctx.t) if median is not None else "-",
+            decided=len(waits),
+        )
+
+    async def on_reaction(self, event: ReactionEvent) -> None:
+        if event.key not in APPROVE_KEYS + REJECT_KEYS:
+            return
+        info = self.bot.villages.room(event.room_id)
+        if info is None or info.kind != "moderation":
+            return
+        item = await self.service.items.by_event("queue_event", event.target)
+        if item is None or item.village != info.village.id:
+            return
+        role = self.bot.role_in(info.village, event.sender)
+        if role < Role.MODERATOR:
+            return
+        key, _ = await self.service.decide(info.village, item.number, event.sender,
+                                           approve=event.key in APPROVE_KEYS,
+                                           cause=event.event_id)
+        if key == "moderation.own_item":
+            t = self.bot.translator(info.village)
+            await self.bot.matrix.reply(event.room_id, event.target,
+                                        t("moderation.own_item", number=item.number),
+                                        key=txn_id(event.event_id, "own"))
+
+
+def _local(ts: float, village: VillageConfig) -> str:
+    return datetime.fromtimestamp(ts, UTC).astimezone(village.tz).strftime("%d.%m.%Y %H:%M")
+
+
+def _duration(seconds: float, t: Translator) -> str:
+    if seconds < 3600:
+        return t.plain("duration.minutes", n=max(1, round(seconds / 60)))
+    if seconds < 86400 * 2:
+        return t.plain("duration.hours", n=round(seconds / 3600, 1))
+    return t.plain("duration.days", n=round(seconds / 86400, 1))
