@@ -95,7 +95,7 @@ class Bot:
     async def start(self) -> None:
         """Open storage, log in, load plugins and the web server; then sync in the background."""
         await self.db.open()
-        await self.db.migrate("core", SYNC_MIGRATIONS)
+        await self.db.migrate("sync", SYNC_MIGRATIONS)
         await self.matrix.login(self.config.password, self.config.access_token)
         for problem in await self.villages.resolve():
             log.error("room not found: %s", problem)
@@ -305,13 +305,13 @@ class Bot:
                 villages=", ".join(f"dorf:{v.id}" for v in villages),
             )
             return "refused"
+        if role < spec.role:
+            await reply("core.not_allowed", role=t.plain(spec.role.key))
+            return "refused"
         if spec.scope is Scope.MODERATION and room_kind != "moderation":
             await reply(
                 "core.moderation_room_only", prefix=self.config.command_prefix, command=spec.name
             )
-            return "refused"
-        if role < spec.role:
-            await reply("core.not_allowed", role=t.plain(spec.role.key))
             return "refused"
         ctx = CommandContext(self, event, spec, args, village, room_kind, role, t)
         assert spec.handler is not None

@@ -21,7 +21,7 @@ MODERATION_MODES = ("pre", "post", "off")
 LANGUAGES = ("de", "en")
 VILLAGE_ID = re.compile(r"^[a-z0-9-]+$")
 MATRIX_USER = re.compile(r"^@[^:\s]+:\S+$")
-MATRIX_ROOM = re.compile(r"^[!#][^:\s]+:\S+$")
+MATRIX_ROOM = re.compile(r"^(![^\s]+|#[^:\s]+:\S+)$")  # room v12 IDs have no server part
 
 
 class ConfigError(Exception):

@@ -129,15 +129,17 @@ class EventStream:
                 )
                 if isinstance(resp, nio.SyncError):
                     raise ConnectionError(f"sync failed: {resp.message}")
+                if full_state:
+                    # nio has filled the room state: sends may go out from here on,
+                    # including replies to commands that arrived while we were down.
+                    full_state = False
+                    self.matrix.ready.set()
+                    log.info("first sync done: %d rooms", len(client.rooms))
                 await self._after_sync_housekeeping()
                 await self._process(resp)
                 token = resp.next_batch
                 await self._set_state("next_batch", token)
                 self.last_sync_at = time.time()
-                if full_state:
-                    full_state = False
-                    self.matrix.ready.set()
-                    log.info("first sync done: %d rooms", len(client.rooms))
                 if self.on_synced:
                     await self.on_synced()
                 failures = 0

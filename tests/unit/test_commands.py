@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from dorfbot.commands import CommandSpec, CommandTable, RateLimiter, normalize_name, parse_args, split_command
+from dorfbot.commands import (
+    CommandSpec,
+    CommandTable,
+    RateLimiter,
+    normalize_name,
+    parse_args,
+    split_command,
+)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,137 @@
+"""``dorfbot demo``: a throwaway homeserver, a demo village and the bot.
+
+Starts Synapse on loopback (the same launcher the tests use), registers the bot,
+an admin, a moderator and a few residents with known passwords, builds the
+village's rooms, writes a config, starts the bot and seeds a few posts, then
+prints how to log in with any Matrix client. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dorfbot.config import load_config
+
+log = logging.getLogger(__name__)
+
+PASSWORD = "dorfbot-demo"
+PEOPLE = {
+    "admin": "Ortsvorsteherin Ute",
+    "moderatorin": "Moderatorin Maria",
+    "verein": "Heimatverein",
+    "helferin": "Helferin Hanna",
+    "anna": "Anna Beispiel",
+    "bernd": "Bernd Nachbar",
+}
+ROOMS = {
+    "marketplace": "Marktplatz",
+    "calendar": "Termine",
+    "announcements": "Ankündigungen",
+    "moderation": "Moderation",
+    "chat": "Plausch",
+}
+SAMPLES = [
+    ("anna", "marketplace", "!biete Rasenmäher zum Ausleihen #garten ortsteil:Nord\n"
+                            "Benzin-Mäher, gerne gegen einen Kuchen :-)"),
+    ("bernd", "marketplace", "!suche Mitfahrt nach Soest am Dienstag #fahrdienst ortsteil:Süd"),
+    ("verein", "announcements", "!ankuendigung Die Biotonne wird diese Woche am Freitag geleert."),
+]
+
+
+def run_demo(workdir: Path | None = None) -> int:
+    """Run the demo until Ctrl-C; returns the process exit code."""
+    from dorfbot.testing.homeserver import Homeserver
+
+    temporary = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="dorfbot-demo-")) if workdir is None else workdir
+    root.mkdir(parents=True, exist_ok=True)
+    hs = Homeserver(root / "synapse")
+    try:
+        print("Starting a local homeserver (Synapse) …", flush=True)
+        hs.start()
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_demo(hs, root))
+    finally:
+        hs.stop()
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
+    print("Demo stopped; nothing is left running.")
+    return 0
+
+
+async def _demo(hs: Any, root: Path) -> None:
+    from dorfbot.bot import Bot
+    from dorfbot.cli import run_until_signal
+    from dorfbot.testing.resident import Resident
+
+    bot_id = hs.register("dorfbot", PASSWORD, displayname="Dorfbot")
+    people: dict[str, Resident] = {}
+    for name, display in PEOPLE.items():
+        people[name] = await Resident.create(hs, name, PASSWORD, displayname=display,
+                                             admin=name == "admin")
+    admin = people["admin"]
+    rooms: dict[str, str] = {}
+    for kind, title in ROOMS.items():
+        members = ["moderatorin"] if kind == "moderation" else list(PEOPLE)
+        rooms[kind] = await admin.create_room(
+            name=f"Musterdorf – {title}",
+            invite=[bot_id, *(people[m].user_id for m in members if m != "admin")],
+            power_levels={"users": {bot_id: 50, people["moderatorin"].user_id: 50}},
+        )
+    config_path = root / "config.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "homeserver": hs.url,
+        "user_id": bot_id,
+        "password": PASSWORD,
+        "database": "data/dorfbot.db",
+        "http": {"listen": "127.0.0.1:8080", "public_url": "http://127.0.0.1:8080"},
+        "admins": [admin.user_id],
+        "villages": [{
+            "id": "musterdorf",
+            "name": "Musterdorf",
+            "rooms": {**{k: rooms[k] for k in ROOMS if k != "chat"}, "chat": [rooms["chat"]]},
+            "moderators": [people["moderatorin"].user_id],
+            "organizers": [people["verein"].user_id],
+            "helpers": [people["helferin"].user_id],
+            "categories": ["garten", "einkauf", "fahrdienst", "technik", "haushalt",
+                           "betreuung", "sonstiges"],
+            "districts": ["Nord", "Süd", "Ortsmitte"],
+        }],
+    }, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    bot = Bot(load_config(config_path))
+    task = asyncio.create_task(bot.run())
+    await bot.wait_ready()
+    await asyncio.sleep(1)
+    for who, kind, text in SAMPLES:
+        with contextlib.suppress(Exception):
+            await people[who].command(rooms[kind], text, timeout=10)
+    for person in people.values():
+        await person.close()
+    print(_banner(hs.url, config_path), flush=True)
+    await run_until_signal(task)
+
+
+def _banner(url: str, config_path: Path) -> str:
+    logins = "\n".join(f"    {name:<12} ({display})" for name, display in PEOPLE.items())
+    return f"""
+dorfbot demo is running.
+
+  Homeserver: {url}   (in Element: "Edit" the homeserver, enter this URL)
+  Password for every account: {PASSWORD}
+  Accounts:
+{logins}
+  The bot: @dorfbot:localhost    Config: {config_path}
+
+  Try in the Marktplatz room:  !hilfe   !angebote   !biete Kinderfahrrad #sonstiges
+  As moderatorin in Moderation: !warteschlange   (or react ✅ to a queue message)
+
+Press Ctrl-C to stop; the homeserver and its data are removed.
+"""
