@@ -200,11 +200,28 @@ class Matrix:
         content["m.mentions"] = {"user_ids": [mention]} if mention else {}
         return await self.send(room_id, content, key=key or txn_id(event_id, "reply"))
 
-    async def notice(self, room_id: str, text: Text, *, key: str | None = None) -> str:
+    async def notice(
+        self, room_id: str, text: Text, *, key: str | None = None, mention: str | None = None
+    ) -> str:
         """A notice that is not a reply (queue messages, digests, published items)."""
         content = self.message_content("m.notice", text)
-        content["m.mentions"] = {}
+        content["m.mentions"] = {"user_ids": [mention]} if mention else {}
         return await self.send(room_id, content, key=key)
+
+    async def get_state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any]:
+        """The content of a state event, or {} if the room has none."""
+        await self.ready.wait()
+        resp = await self.client.room_get_state_event(room_id, event_type, state_key)
+        if isinstance(resp, nio.ErrorResponse):
+            return {}
+        return dict(resp.content)
+
+    async def put_state(
+        self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = ""
+    ) -> str:
+        await self.ready.wait()
+        resp = await self.client.room_put_state(room_id, event_type, content, state_key)
+        return str(_check(resp, f"state {event_type} in {room_id}").event_id)
 
     async def announce(self, room_id: str, text: Text, *, key: str | None = None) -> str:
         """An ``m.text`` message: notifies members as a normal message would."""
@@ -315,7 +332,12 @@ class Matrix:
             is_direct=direct,
             preset=nio.RoomPreset.trusted_private_chat,
         )
-        return str(_check(resp, "create room").room_id)
+        room_id = str(_check(resp, "create room").room_id)
+        # The sync loop may be busy handling the very command that asked for this
+        # room, so nio would not know it before our next send; register it now
+        # (unencrypted, as created) and let the next sync fill in its state.
+        self.client.rooms.setdefault(room_id, nio.MatrixRoom(room_id, self.user_id))
+        return room_id
 
     async def direct_room(self, user_id: str, name: str) -> str:
         """An existing two-person room with ``user_id``, or a new DM."""
@@ -358,8 +380,4 @@ class Matrix:
         return set(room.users) if room else set()
 
     async def set_pinned(self, room_id: str, event_ids: list[str]) -> None:
-        await self.ready.wait()
-        resp = await self.client.room_put_state(
-            room_id, "m.room.pinned_events", {"pinned": event_ids}
-        )
-        _check(resp, f"pin in {room_id}")
+        await self.put_state(room_id, "m.room.pinned_events", {"pinned": event_ids})

@@ -176,7 +176,14 @@ class Plugin:
         return {}
 
     async def forget_user(self, user_id: str) -> None:
-        """Erase or anonymise everything this plugin stores about ``user_id``."""
+        """Erase or anonymise everything this plugin stores about ``user_id``.
+
+        Called by ``!vergessen`` before the core deletes the user's items, so a
+        plugin can still look up its rows by item.
+        """
+
+    async def purge_items(self, item_ids: list[int]) -> None:
+        """Delete this plugin's rows of items the core is about to delete (retention)."""
 
     # ------------------------------------------------------------------ helpers
 

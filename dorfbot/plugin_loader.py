@@ -1,6 +1,6 @@
 """Finding plugins, in this order:
 
-1. the core's own commands (``dorfbot.builtin``, ``dorfbot.moderation``);
+1. the core's own commands (``builtin``, ``moderation``, ``privacy`` in ``dorfbot/``);
 2. the bundled plugins, found by path — the repository's ``plugins/`` folder in
    a checkout, or ``dorfbot/bundled_plugins`` inside an installed wheel. They are
    imported under private module names (``dorfbot_plugin_<name>``), never as a
@@ -84,8 +84,9 @@ def discover() -> list[type[Plugin]]:
     """All plugin classes, built-in first, then bundled, then entry points."""
     from dorfbot.builtin import CorePlugin
     from dorfbot.moderation import ModerationPlugin
+    from dorfbot.privacy import PrivacyPlugin
 
-    found: list[type[Plugin]] = [CorePlugin, ModerationPlugin]
+    found: list[type[Plugin]] = [CorePlugin, ModerationPlugin, PrivacyPlugin]
     folder = bundled_plugins_dir()
     if folder is not None:
         for path in sorted(p for p in folder.iterdir() if (p / "__init__.py").is_file()):
