@@ -95,6 +95,27 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_setup(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config, require_rooms=False)
+    except ConfigError as exc:
+        print(f"Configuration problems in {args.config}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    from dorfbot.matrix import MatrixError
+    from dorfbot.setup import config_snippet, run_setup
+
+    try:
+        result = asyncio.run(run_setup(config))
+    except MatrixError as exc:
+        print(f"dorfbot setup: {exc}", file=sys.stderr)
+        return 4
+    print("# Rooms are ready. Put these room IDs into your config:")
+    print(config_snippet(result))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from dorfbot.demo import run_demo
 
@@ -114,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sub.add_parser("check-config", help="validate the config and exit")).set_defaults(
         func=cmd_check_config
     )
+    with_config(
+        sub.add_parser("setup", help="create each village's space, rooms and power levels")
+    ).set_defaults(func=cmd_setup)
     backup = with_config(sub.add_parser("backup", help="consistent online database backup"))
     backup.add_argument("file")
     backup.set_defaults(func=cmd_backup)

@@ -78,6 +78,8 @@ class VillageConfig:
     moderation: ModerationConfig = field(default_factory=ModerationConfig)
     welcome: str | None = None
     digest_time: str = "07:00"
+    thematic_rooms: tuple[str, ...] = ()
+    """Names of extra chat rooms ``dorfbot setup`` creates (Senioren, Eltern, ...)."""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -202,7 +204,9 @@ def _parse_listen(reader: _Reader, text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _read_village(reader: _Reader, raw: Any, index: int) -> VillageConfig | None:
+def _read_village(
+    reader: _Reader, raw: Any, index: int, require_rooms: bool = True
+) -> VillageConfig | None:
     path = f"villages[{index}]"
     if not isinstance(raw, dict):
         reader.problem(path, "must be a mapping")
@@ -219,12 +223,12 @@ def _read_village(reader: _Reader, raw: Any, index: int) -> VillageConfig | None
 
     rooms_raw = reader.mapping(raw, "rooms", path)
     rpath = f"{path}.rooms"
-    if "rooms" not in raw:
+    if "rooms" not in raw and require_rooms:
         reader.problem(rpath, "missing")
     room_values = {
         kind: reader.str(rooms_raw, kind, rpath, pattern=MATRIX_ROOM) for kind in ROOM_KINDS
     }
-    if room_values["moderation"] is None and "rooms" in raw:
+    if room_values["moderation"] is None and require_rooms:
         reader.problem(f"{rpath}.moderation", "missing")
     rooms = RoomsConfig(
         chat=reader.str_list(rooms_raw, "chat", rpath, pattern=MATRIX_ROOM), **room_values
@@ -254,12 +258,18 @@ def _read_village(reader: _Reader, raw: Any, index: int) -> VillageConfig | None
         districts=reader.str_list(raw, "districts", path),
         moderation=moderation,
         welcome=reader.str(raw, "welcome", path),
+        thematic_rooms=reader.str_list(raw, "thematic_rooms", path),
         digest_time=digest,
     )
 
 
-def parse_config(raw: Any, *, base_dir: Path, env: dict[str, str] | None = None) -> Config:
-    """Validate raw YAML data; relative paths resolve against ``base_dir``."""
+def parse_config(
+    raw: Any, *, base_dir: Path, env: dict[str, str] | None = None, require_rooms: bool = True
+) -> Config:
+    """Validate raw YAML data; relative paths resolve against ``base_dir``.
+
+    ``require_rooms=False`` is for ``dorfbot setup``, which creates the rooms.
+    """
     env = dict(os.environ) if env is None else env
     reader = _Reader()
     if not isinstance(raw, dict):
@@ -301,7 +311,7 @@ def parse_config(raw: Any, *, base_dir: Path, env: dict[str, str] | None = None)
         reader.problem("villages", "missing (a list with at least one village)")
     else:
         for i, v in enumerate(villages_raw):
-            village = _read_village(reader, v, i)
+            village = _read_village(reader, v, i, require_rooms)
             if village:
                 villages.append(village)
     seen: dict[str, int] = {}
@@ -339,7 +349,7 @@ def parse_config(raw: Any, *, base_dir: Path, env: dict[str, str] | None = None)
     return config
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, *, require_rooms: bool = True) -> Config:
     """Read and validate a config file; raises ConfigError listing every problem."""
     path = Path(path)
     try:
@@ -352,5 +362,5 @@ def load_config(path: str | Path) -> Config:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise ConfigError([f"{path}{where}: not valid YAML"]) from None
-    config = parse_config(raw, base_dir=path.resolve().parent)
+    config = parse_config(raw, base_dir=path.resolve().parent, require_rooms=require_rooms)
     return replace(config, source=path.resolve())

@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from dorfbot.config import load_config
+from dorfbot.config import load_config, parse_config
+from dorfbot.setup import run_setup
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +32,13 @@ PEOPLE = {
     "anna": "Anna Beispiel",
     "bernd": "Bernd Nachbar",
 }
-ROOMS = {
-    "marketplace": "Marktplatz",
-    "calendar": "Termine",
-    "announcements": "Ankündigungen",
-    "moderation": "Moderation",
-    "chat": "Plausch",
-}
 SAMPLES = [
-    ("anna", "marketplace", "!biete Rasenmäher zum Ausleihen #garten ortsteil:Nord\n"
-                            "Benzin-Mäher, gerne gegen einen Kuchen :-)"),
+    (
+        "anna",
+        "marketplace",
+        "!biete Rasenmäher zum Ausleihen #garten ortsteil:Nord\n"
+        "Benzin-Mäher, gerne gegen einen Kuchen :-)",
+    ),
     ("bernd", "marketplace", "!suche Mitfahrt nach Soest am Dienstag #fahrdienst ortsteil:Süd"),
     ("verein", "announcements", "!ankuendigung Die Biotonne wird diese Woche am Freitag geleert."),
 ]
@@ -75,44 +73,62 @@ async def _demo(hs: Any, root: Path) -> None:
     bot_id = hs.register("dorfbot", PASSWORD, displayname="Dorfbot")
     people: dict[str, Resident] = {}
     for name, display in PEOPLE.items():
-        people[name] = await Resident.create(hs, name, PASSWORD, displayname=display,
-                                             admin=name == "admin")
-    admin = people["admin"]
-    rooms: dict[str, str] = {}
-    for kind, title in ROOMS.items():
-        members = ["moderatorin"] if kind == "moderation" else list(PEOPLE)
-        rooms[kind] = await admin.create_room(
-            name=f"Musterdorf – {title}",
-            invite=[bot_id, *(people[m].user_id for m in members if m != "admin")],
-            power_levels={"users": {bot_id: 50, people["moderatorin"].user_id: 50}},
+        people[name] = await Resident.create(
+            hs, name, PASSWORD, displayname=display, admin=name == "admin"
         )
-    config_path = root / "config.yaml"
-    config_path.write_text(yaml.safe_dump({
+    admin = people["admin"]
+    http_port = _free_port()
+    village: dict[str, Any] = {
+        "id": "musterdorf",
+        "name": "Musterdorf",
+        "moderators": [people["moderatorin"].user_id],
+        "organizers": [people["verein"].user_id],
+        "helpers": [people["helferin"].user_id],
+        "categories": [
+            "garten",
+            "einkauf",
+            "fahrdienst",
+            "technik",
+            "haushalt",
+            "betreuung",
+            "sonstiges",
+        ],
+        "districts": ["Nord", "Süd", "Ortsmitte"],
+        "thematic_rooms": ["Senioren"],
+    }
+    raw: dict[str, Any] = {
         "homeserver": hs.url,
         "user_id": bot_id,
         "password": PASSWORD,
         "database": "data/dorfbot.db",
-        "http": {"listen": "127.0.0.1:8080", "public_url": "http://127.0.0.1:8080"},
+        "http": {"listen": f"127.0.0.1:{http_port}", "public_url": f"http://127.0.0.1:{http_port}"},
         "admins": [admin.user_id],
-        "villages": [{
-            "id": "musterdorf",
-            "name": "Musterdorf",
-            "rooms": {**{k: rooms[k] for k in ROOMS if k != "chat"}, "chat": [rooms["chat"]]},
-            "moderators": [people["moderatorin"].user_id],
-            "organizers": [people["verein"].user_id],
-            "helpers": [people["helferin"].user_id],
-            "categories": ["garten", "einkauf", "fahrdienst", "technik", "haushalt",
-                           "betreuung", "sonstiges"],
-            "districts": ["Nord", "Süd", "Ortsmitte"],
-        }],
-    }, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        "villages": [village],
+    }
+    # The demo builds its village with the real `dorfbot setup`.
+    print("Creating the village space and rooms (dorfbot setup) …", flush=True)
+    setup_config = parse_config(raw, base_dir=root, require_rooms=False)
+    rooms = (await run_setup(setup_config))["musterdorf"]
+    village["rooms"] = {k: v for k, v in rooms.items() if k != "space"}
+    for name, person in people.items():
+        for kind, room_id in village["rooms"].items():
+            for rid in room_id if isinstance(room_id, list) else [room_id]:
+                if kind != "moderation":
+                    await person.join(rid)
+        if name == "moderatorin":
+            await person.wait_joined(rooms["moderation"])
+    config_path = root / "config.yaml"
+    config_path.write_text(
+        yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
     bot = Bot(load_config(config_path))
     task = asyncio.create_task(bot.run())
     await bot.wait_ready()
     await asyncio.sleep(1)
     for who, kind, text in SAMPLES:
+        room_id = rooms[kind][0] if kind == "chat" else rooms[kind]
         with contextlib.suppress(Exception):
-            await people[who].command(rooms[kind], text, timeout=10)
+            await people[who].command(room_id, text, timeout=10)
     for person in people.values():
         await person.close()
     print(_banner(hs.url, config_path), flush=True)
@@ -135,3 +151,11 @@ dorfbot demo is running.
 
 Press Ctrl-C to stop; the homeserver and its data are removed.
 """
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -141,7 +141,7 @@ async def test_backup_while_writing_and_metrics(world: World, tmp_path: Path) ->
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    out, err = await proc.communicate()
+    _out, err = await proc.communicate()
     await writers
     assert proc.returncode == 0, err.decode()
     with sqlite3.connect(backup) as conn:
