@@ -187,16 +187,20 @@ class Plugin:
 
     # ------------------------------------------------------------------ helpers
 
+    @classmethod
+    def declared_commands(cls) -> list[tuple[str, CommandSpec]]:
+        """(method name, spec) of every command, in the order the class defines them."""
+        found: dict[str, CommandSpec] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, func in vars(klass).items():
+                spec = getattr(func, COMMAND_ATTR, None)
+                if isinstance(spec, CommandSpec):
+                    found[attr] = spec
+        return list(found.items())
+
     def command_specs(self) -> list[CommandSpec]:
         """The commands this plugin declares, bound to this instance."""
-        specs: list[CommandSpec] = []
-        for attr in dir(type(self)):
-            func = getattr(type(self), attr, None)
-            spec = getattr(func, COMMAND_ATTR, None)
-            if isinstance(spec, CommandSpec):
-                specs.append(
-                    CommandSpec(
-                        **{**spec.__dict__, "handler": getattr(self, attr), "plugin": self.name}
-                    )
-                )
-        return specs
+        return [
+            CommandSpec(**{**spec.__dict__, "handler": getattr(self, attr), "plugin": self.name})
+            for attr, spec in self.declared_commands()
+        ]
