@@ -53,6 +53,7 @@ class Bot:
             config.data_dir,
             device_name=config.device_name,
             encryption=config.encryption,
+            trust=config.trust,
         )
         self.villages = Villages(config, self.matrix)
         self.catalogs = Catalogs()

@@ -93,8 +93,11 @@ class Matrix:
         *,
         device_name: str = "dorfbot",
         encryption: bool = True,
+        trust: str = "all",
     ) -> None:
         self.data_dir = data_dir
+        self.trust = trust
+        self.configured_user_id = user_id
         self.device_name = device_name
         self.encryption = encryption
         store = data_dir / "crypto"
@@ -121,11 +124,30 @@ class Matrix:
 
     # ------------------------------------------------------------------ session
 
+    def _crypto_store_missing(self, session: Session) -> bool:
+        store = self.data_dir / "crypto" / f"{session.user_id}_{session.device_id}.db"
+        return self.encryption and not store.exists()
+
     async def login(self, password: str | None, access_token: str | None) -> Session:
-        """Reuse the stored session, or log in once and store it."""
+        """Reuse the stored session, or log in once and store it.
+
+        A session whose encryption store has gone missing is not reused: its
+        device's keys are lost, so the bot logs in as a new device instead of
+        failing to upload keys again and again.
+        """
         path = self.data_dir / "session.json"
         session = Session.load(path)
-        if session and session.user_id == self.client.user_id:
+        if session and self._crypto_store_missing(session) and password:
+            log.error(
+                "The encryption store of device %s is missing (%s). Its keys are lost, so "
+                "the bot logs in as a new device. Residents may see a new, unverified "
+                "device of the bot; messages encrypted for the old device cannot be read. "
+                "Keep data/crypto/ in your backups to avoid this.",
+                session.device_id,
+                self.data_dir / "crypto",
+            )
+            session = None
+        if session and session.user_id == self.configured_user_id:
             self.client.restore_login(session.user_id, session.device_id, session.access_token)
             whoami = await self.client.whoami()
             if not isinstance(whoami, nio.ErrorResponse):
@@ -163,6 +185,8 @@ class Matrix:
     ) -> str:
         """Send one event; returns its event ID. ``key`` makes the send idempotent."""
         await self.ready.wait()
+        if self.trust == "verified":
+            self._withhold_keys_from_unverified(room_id)
         tx = key if key and key.startswith("dorfbot.") else (txn_id(key) if key else None)
         try:
             resp = await self.client.room_send(
@@ -175,6 +199,16 @@ class Matrix:
         except nio.LocalProtocolError as exc:
             raise MatrixError(f"send to {room_id}: {exc}") from exc
         return str(_check(resp, f"send to {room_id}").event_id)
+
+    def _withhold_keys_from_unverified(self, room_id: str) -> None:
+        """``trust: verified``: unverified devices of members get no room keys."""
+        room = self.client.rooms.get(room_id)
+        if room is None or not room.encrypted or self.client.olm is None:
+            return
+        for user in room.users:
+            for device in self.client.device_store.active_user_devices(user):
+                if not device.verified and not device.blacklisted:
+                    self.client.blacklist_device(device)
 
     @staticmethod
     def message_content(msgtype: str, text: Text) -> dict[str, Any]:

@@ -36,6 +36,7 @@ SYNC_TIMEOUT_MS = 30_000
 PAGE_SIZE = 100
 MAX_BACKFILL_PAGES = 100
 HANDLED_KEEP_HOURS_EXTRA = 24
+UNDECRYPTABLE_HOLD_SECONDS = 3600
 
 SYNC_FILTER: dict[str, Any] = {
     "presence": {"types": []},
@@ -80,6 +81,7 @@ class EventStream:
         self.last_sync_at: float | None = None
         self._stop = asyncio.Event()
         self._handled_recent: set[str] = set()
+        self._undecrypted: dict[str, tuple[str, nio.MegolmEvent, float]] = {}
 
     def stop(self) -> None:
         self._stop.set()
@@ -180,6 +182,8 @@ class EventStream:
             if info.timeline.limited and info.timeline.prev_batch:
                 events = await self._backfill(room_id, info.timeline.prev_batch) + events
             await self._deliver(room_id, events)
+        if self._undecrypted:
+            await self._retry_undecryptable()
         await self._prune()
 
     async def _backfill(self, room_id: str, prev_batch: str) -> list[Any]:
@@ -219,9 +223,10 @@ class EventStream:
             if not isinstance(event_id, str) or event_id in seen:
                 continue
             seen.add(event_id)
-            if isinstance(event, nio.MegolmEvent):
-                source["dorfbot_undecryptable"] = True
             if await self.is_handled(event_id):
+                continue
+            if isinstance(event, nio.MegolmEvent):
+                await self._hold_undecryptable(room_id, event, source)
                 continue
             if (
                 source.get("sender") == self.matrix.user_id
@@ -235,6 +240,43 @@ class EventStream:
             except Exception:
                 log.exception("handling event %s in %s failed", event_id, room_id)
             await self.mark_handled(event_id, room_id)
+
+    async def _hold_undecryptable(
+        self, room_id: str, event: nio.MegolmEvent, source: dict[str, Any]
+    ) -> None:
+        """Keep an event we cannot decrypt yet; ask for its key; tell the sender once."""
+        if source.get("event_id") in self._undecrypted:
+            return
+        self._undecrypted[str(source["event_id"])] = (room_id, event, time.time())
+        try:
+            await self.matrix.client.request_room_key(event)
+        except Exception as exc:  # a key request is best effort
+            log.debug("room key request failed: %s", exc)
+        await self.on_event(room_id, {**source, "dorfbot_undecryptable": True})
+
+    async def _retry_undecryptable(self) -> None:
+        """Deliver held events whose keys have arrived since; give up after an hour."""
+        for event_id, (room_id, event, since) in list(self._undecrypted.items()):
+            try:
+                decrypted = self.matrix.client.decrypt_event(event)
+            except Exception:
+                decrypted = None
+            if decrypted is not None and not isinstance(decrypted, nio.MegolmEvent):
+                del self._undecrypted[event_id]
+                source = dict(getattr(decrypted, "source", {}) or {})
+                source.setdefault("event_id", event_id)
+                source.setdefault("sender", event.sender)
+                source.setdefault("origin_server_ts", event.server_timestamp)
+                log.info("decrypted held event %s after its key arrived", event_id)
+                try:
+                    await self.on_event(room_id, source)
+                except Exception:
+                    log.exception("handling event %s in %s failed", event_id, room_id)
+                await self.mark_handled(event_id, room_id)
+            elif time.time() - since > UNDECRYPTABLE_HOLD_SECONDS:
+                del self._undecrypted[event_id]
+                log.warning("gave up on undecryptable event %s in %s", event_id, room_id)
+                await self.mark_handled(event_id, room_id)
 
     async def _prune(self) -> None:
         if len(self._handled_recent) > 20_000:
