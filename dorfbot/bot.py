@@ -93,14 +93,20 @@ class Bot:
 
     # ---------------------------------------------------------------- lifecycle
 
-    async def start(self) -> None:
-        """Open storage, log in, load plugins and the web server; then sync in the background."""
+    async def prepare(self) -> None:
+        """Open storage and load the plugins (migrations, catalogs, commands); no network."""
         await self.db.open()
         await self.db.migrate("sync", SYNC_MIGRATIONS)
+        await self._load_plugins()
+
+    async def start(self) -> None:
+        """Prepare, log in, start plugins and the web server; then sync in the background."""
+        await self.prepare()
         await self.matrix.login(self.config.password, self.config.access_token)
         for problem in await self.villages.resolve():
             log.error("room not found: %s", problem)
-        await self._load_plugins()
+        for plugin in self.plugins.values():
+            await plugin.start()
         self.aps.start()
         await self.web.start()
         self._task = asyncio.create_task(self.stream.run(), name="dorfbot-sync")
@@ -123,8 +129,6 @@ class Bot:
             for spec in plugin.command_specs():
                 self.commands.add(spec)
             self.plugins[cls.name] = plugin
-        for plugin in self.plugins.values():
-            await plugin.start()
 
     async def wait_ready(self, timeout: float = 60) -> None:
         """Until the first sync is done (room state known, sends allowed)."""
