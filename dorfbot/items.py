@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from dorfbot.matrix import txn_id
 from dorfbot.storage import Database, Row, sql_script
 
 PENDING = "pending"
@@ -84,8 +85,25 @@ MIGRATIONS = [
             actor TEXT NOT NULL, action TEXT NOT NULL, number INTEGER,
             target_user TEXT, reason TEXT)""",
         "CREATE INDEX modlog_village_ts ON modlog (village, ts DESC)",
-    )
+    ),
+    # Listings order by ``published_at DESC, id DESC``. SQLite satisfies that from
+    # an ascending index scanned backwards (the rowid breaks ties); the DESC
+    # indexes of version 1 left a sort step per query.
+    sql_script(
+        "DROP INDEX items_listing",
+        "DROP INDEX items_category",
+        "DROP INDEX items_district",
+        "CREATE INDEX items_listing ON items (village, kind, state, published_at)",
+        "CREATE INDEX items_category ON items (village, kind, state, category, published_at)",
+        "CREATE INDEX items_district ON items (village, kind, state, district, published_at)",
+        "CREATE INDEX items_village_author ON items (village, author, created_at)",
+        "CREATE INDEX items_village_state ON items (village, state)",
+    ),
 ]
+
+#: States an item can only reach through publication (``published_at`` is set).
+PUBLISHED_STATES = frozenset({PUBLISHED, DONE, EXPIRED, REMOVED, CANCELLED})
+ALL_STATES = (PENDING, PUBLISHED, DONE, EXPIRED, REMOVED, REJECTED, DELETED, CANCELLED)
 
 
 @dataclass
@@ -130,6 +148,14 @@ class Item:
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
+    def key(self, *purpose: object) -> str:
+        """A transaction key for a send about this item.
+
+        Built from what identifies the item for good (village, number, creation
+        time) rather than the row ID, which a restored backup could hand out again.
+        """
+        return txn_id("item", self.village, self.number, self.created_at, *purpose)
+
 
 class ItemStore:
     """Queries and state changes of items; every write is one transaction."""
@@ -138,10 +164,21 @@ class ItemStore:
         self.db = db
 
     async def create(
-        self, *, village: str, plugin: str, kind: str, state: str, author: str, title: str,
-        body: str = "", on_behalf_of: str | None = None, category: str | None = None,
-        district: str | None = None, source_room: str | None = None,
-        source_event: str | None = None, expires_at: float | None = None,
+        self,
+        *,
+        village: str,
+        plugin: str,
+        kind: str,
+        state: str,
+        author: str,
+        title: str,
+        body: str = "",
+        on_behalf_of: str | None = None,
+        category: str | None = None,
+        district: str | None = None,
+        source_room: str | None = None,
+        source_event: str | None = None,
+        expires_at: float | None = None,
         data: dict[str, Any] | None = None,
     ) -> tuple[Item, bool]:
         """Insert an item with the village's next number; (item, created).
@@ -169,9 +206,25 @@ class ItemStore:
                 "INSERT INTO items (village, number, plugin, kind, state, author, on_behalf_of, "
                 "title, body, category, district, created_at, published_at, expires_at, "
                 "source_room, source_event, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (village, number, plugin, kind, state, author, on_behalf_of, title, body,
-                 category, district, now, now if state == PUBLISHED else None, expires_at,
-                 source_room, source_event, json.dumps(data or {})),
+                (
+                    village,
+                    number,
+                    plugin,
+                    kind,
+                    state,
+                    author,
+                    on_behalf_of,
+                    title,
+                    body,
+                    category,
+                    district,
+                    now,
+                    now if state == PUBLISHED else None,
+                    expires_at,
+                    source_room,
+                    source_event,
+                    json.dumps(data or {}),
+                ),
             )
         item = await self.get_by_id(item_id)
         assert item is not None
@@ -230,10 +283,16 @@ class ItemStore:
         return await self.get_by_id(item.id)
 
     async def list(
-        self, village: str, *, kinds: tuple[str, ...] | None = None,
+        self,
+        village: str,
+        *,
+        kinds: tuple[str, ...] | None = None,
         states: tuple[str, ...] = (PUBLISHED,),
-        category: str | None = None, district: str | None = None, author: str | None = None,
-        limit: int = 10, offset: int = 0,
+        category: str | None = None,
+        district: str | None = None,
+        author: str | None = None,
+        limit: int = 10,
+        offset: int = 0,
     ) -> list[Item]:
         """Items newest first, filtered (``kinds=None``: every kind); uses the listing indexes."""
         where = ["village = ?", f"state IN ({','.join('?' * len(states))})"]
@@ -250,15 +309,26 @@ class ItemStore:
         if author:
             where.append("(author = ?)")
             params.append(author)
+        # Published-only listings order by an indexed column; mixed ones (a
+        # person's own items, the queue) are small and may sort.
+        order = (
+            "published_at"
+            if set(states) <= PUBLISHED_STATES
+            else "COALESCE(published_at, created_at)"
+        )
         rows = await self.db.fetchall(
             f"SELECT * FROM items WHERE {' AND '.join(where)} "
-            "ORDER BY COALESCE(published_at, created_at) DESC, id DESC LIMIT ? OFFSET ?",
+            f"ORDER BY {order} DESC, id DESC LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
         return [Item.from_row(r) for r in rows]
 
     async def approved_count(self, village: str, author: str) -> int:
-        return int(await self.db.fetchval(
-            "SELECT count(*) FROM items WHERE village = ? AND author = ? AND published_at "
-            "IS NOT NULL", (village, author),
-        ) or 0)
+        return int(
+            await self.db.fetchval(
+                "SELECT count(*) FROM items WHERE village = ? AND author = ? AND published_at "
+                "IS NOT NULL AND state != ?",
+                (village, author, REMOVED),
+            )
+            or 0
+        )

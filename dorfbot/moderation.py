@@ -12,19 +12,22 @@ renders and publishes its items through two hooks,
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 import statistics
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from dorfbot import items as states
 from dorfbot.commands import Scope, command
-from dorfbot.config import VillageConfig
+from dorfbot.config import MATRIX_USER, VillageConfig
 from dorfbot.context import CommandContext, ReactionEvent
 from dorfbot.i18n import Markup, Text, Translator
 from dorfbot.items import MIGRATIONS, Item, ItemStore
-from dorfbot.matrix import txn_id
+from dorfbot.matrix import MatrixError, txn_id
 from dorfbot.plugin import Plugin
 from dorfbot.roles import Role
 
@@ -68,9 +71,16 @@ class Moderation:
             return False, None
         return True, until
 
-    async def log_action(self, village: str, actor: str, action: str, *,
-                         number: int | None = None, target: str | None = None,
-                         reason: str | None = None) -> None:
+    async def log_action(
+        self,
+        village: str,
+        actor: str,
+        action: str,
+        *,
+        number: int | None = None,
+        target: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         await self.bot.db.execute(
             "INSERT INTO modlog (village, ts, actor, action, number, target_user, reason) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -84,23 +94,37 @@ class Moderation:
         return self.bot.translator(self.bot.villages.get(village_id))
 
     async def pending_count(self, village: str) -> int:
-        return int(await self.bot.db.fetchval(
-            "SELECT count(*) FROM items WHERE village = ? AND state = ?",
-            (village, states.PENDING),
-        ) or 0)
+        return int(
+            await self.bot.db.fetchval(
+                "SELECT count(*) FROM items WHERE village = ? AND state = ?",
+                (village, states.PENDING),
+            )
+            or 0
+        )
 
     # ----------------------------------------------------------------- submit
 
     async def submit(
-        self, ctx: CommandContext, *, plugin: str, kind: str, title: str, mode: str,
-        body: str = "", category: str | None = None, district: str | None = None,
-        on_behalf_of: str | None = None, expires_at: float | None = None,
+        self,
+        ctx: CommandContext,
+        *,
+        plugin: str,
+        kind: str,
+        title: str,
+        mode: str,
+        body: str = "",
+        category: str | None = None,
+        district: str | None = None,
+        on_behalf_of: str | None = None,
+        expires_at: float | None = None,
         data: dict[str, Any] | None = None,
     ) -> Item:
         """Store a new item from a command and queue or publish it.
 
         Raises :class:`Blocked` for blocked authors. Replies to the author are
-        the calling plugin's business; this method tells moderators.
+        the calling plugin's business; this method tells moderators. The same
+        command handled again (after a crash) returns its item and finishes
+        what the first attempt may have left undone.
         """
         village = ctx.require_village
         blocked, until = await self.blocked_until(village.id, ctx.sender)
@@ -116,49 +140,83 @@ class Moderation:
             )
         )
         item, created = await self.items.create(
-            village=village.id, plugin=plugin, kind=kind,
-            state=states.PUBLISHED if skip else states.PENDING, author=ctx.sender, title=title,
-            body=body, on_behalf_of=on_behalf_of, category=category, district=district,
-            source_room=ctx.room_id, source_event=ctx.event.event_id, expires_at=expires_at,
+            village=village.id,
+            plugin=plugin,
+            kind=kind,
+            state=states.PUBLISHED if skip else states.PENDING,
+            author=ctx.sender,
+            title=title,
+            body=body,
+            on_behalf_of=on_behalf_of,
+            category=category,
+            district=district,
+            source_room=ctx.room_id,
+            source_event=ctx.event.event_id,
+            expires_at=expires_at,
             data=data,
         )
         if not created:
-            return item  # the same command again after a crash: already done
+            log.info("item %s already stored for this command; finishing it", item.id)
         if item.state == states.PENDING:
-            await self._post_queue_message(village, item)
-        else:
-            item = await self._publish(item)
-            if mode == "post" and ctx.role < Role.ORGANIZER:
-                await self._post_queue_message(village, item, review=True)
+            if item.queue_event is None:
+                item = await self._post_queue_message(village, item)
+        elif item.state == states.PUBLISHED:
+            if item.published_event is None:
+                item = await self._publish(item)
+            if mode == "post" and ctx.role < Role.ORGANIZER and item.queue_event is None:
+                item = await self._post_queue_message(village, item, review=True)
         await self._update_pending_metric(village.id)
         return item
 
-    async def _post_queue_message(self, village: VillageConfig, item: Item, *,
-                                  review: bool = False) -> None:
+    async def _post_queue_message(
+        self, village: VillageConfig, item: Item, *, review: bool = False
+    ) -> Item:
         room_id = self.bot.villages.room_id(village, "moderation")
         if room_id is None:
-            return
+            log.warning("village %s has no moderation room; item %s waits", village.id, item.id)
+            return item
         t = self.bot.translator(village)
         text = self._queue_text(item, t, review=review)
-        event_id = await self.bot.matrix.notice(room_id, text, key=txn_id("queue", item.id))
-        await self.items.update(item, queue_room=room_id, queue_event=event_id)
+        event_id = await self.bot.matrix.notice(room_id, text, key=item.key("queue"))
+        item = await self.items.update(item, queue_room=room_id, queue_event=event_id)
         if not review:
             for emoji in ("✅", "❌"):
-                await self.bot.matrix.react(room_id, event_id, emoji,
-                                            key=txn_id("queue-react", item.id, emoji))
+                await self.bot.matrix.react(
+                    room_id, event_id, emoji, key=item.key("queue-react", emoji)
+                )
+        return item
 
-    def _queue_text(self, item: Item, t: Translator, *, review: bool = False,
-                    outcome: Text | None = None) -> Text:
+    def _queue_text(
+        self, item: Item, t: Translator, *, review: bool = False, outcome: Text | None = None
+    ) -> Text:
         owner = self.owner(item)
-        rendered = owner.render_item(item, t) if owner else Text.escaped(item.title)
+        parts = [owner.render_item(item, t) if owner else Text.escaped(item.title)]
+        details = []
+        if item.category:
+            details.append(t("moderation.detail_category", category=item.category))
+        if item.district:
+            details.append(t("moderation.detail_district", district=item.district))
+        if details:
+            parts.append(Text.join(details, Text(" · ", " · ")))
         key = "moderation.review_message" if review else "moderation.queue_message"
-        text = t(key, number=item.number, kind=t(f"kind.{item.kind}"), author=item.author,
-                 item=rendered, prefix=self.bot.config.command_prefix)
+        text = t(
+            key,
+            number=item.number,
+            kind=t(f"kind.{item.kind}"),
+            author=item.author,
+            item=Text.join(parts),
+            prefix=self.bot.config.command_prefix,
+        )
         return text if outcome is None else Text.join([outcome, text])
 
     async def _publish(self, item: Item) -> Item:
+        """Let the owning plugin post the item; the database stays the truth if that fails."""
         owner = self.owner(item)
-        target = await owner.publish_item(item) if owner else None
+        try:
+            target = await owner.publish_item(item) if owner else None
+        except Exception:
+            log.exception("plugin %s could not publish item %s", item.plugin, item.id)
+            return item
         if target is not None:
             room_id, event_id = target
             item = await self.items.update(item, published_room=room_id, published_event=event_id)
@@ -170,10 +228,20 @@ class Moderation:
     # --------------------------------------------------------------- decisions
 
     async def decide(
-        self, village: VillageConfig, number: int, actor: str, *, approve: bool,
-        reason: str | None = None, cause: str,
+        self,
+        village: VillageConfig,
+        number: int,
+        actor: str,
+        *,
+        approve: bool,
+        reason: str | None = None,
+        cause: str,
     ) -> tuple[str, Item | None]:
-        """Approve or reject; returns (catalog key of the outcome, item)."""
+        """Approve or reject; returns (catalog key of the outcome, item).
+
+        The caller has checked that ``actor`` moderates ``village``; items are
+        looked up within that village only, so no other village is reachable.
+        """
         item = await self.items.get(village.id, number)
         if item is None:
             return "moderation.not_found", None
@@ -188,71 +256,148 @@ class Moderation:
         if decided is None:
             return "moderation.not_pending", item
         item = decided
-        await self.log_action(village.id, actor, "approve" if approve else "reject",
-                              number=number, target=item.author, reason=reason)
+        await self.log_action(
+            village.id,
+            actor,
+            "approve" if approve else "reject",
+            number=number,
+            target=item.author,
+            reason=reason,
+        )
         if approve:
             item = await self._publish(item)
+        else:
+            await self._closed(item)
         t = self.bot.translator(village)
-        outcome = t("moderation.outcome_approved" if approve else "moderation.outcome_rejected",
-                    moderator=actor, reason=reason or "")
-        if item.queue_room and item.queue_event:
-            await self.bot.matrix.edit(item.queue_room, item.queue_event,
-                                       self._queue_text(item, t, outcome=outcome),
-                                       key=txn_id("queue-edit", item.id, new_state))
+        outcome = t(
+            "moderation.outcome_approved" if approve else "moderation.outcome_rejected",
+            moderator=actor,
+            reason=reason or "-",
+        )
+        await self._edit_queue_message(item, t, outcome, new_state)
         await self.tell_author(
-            item, t("moderation.told_approved" if approve else "moderation.told_rejected",
-                    number=item.number, title=item.title, reason=reason or "-"),
-            purpose=new_state, cause=cause,
+            item,
+            t(
+                "moderation.told_approved" if approve else "moderation.told_rejected",
+                number=item.number,
+                title=item.title,
+                reason=reason or "-",
+            ),
+            purpose=new_state,
+            cause=cause,
         )
         await self._update_pending_metric(village.id)
         return ("moderation.approved" if approve else "moderation.rejected"), item
 
+    async def _edit_queue_message(
+        self, item: Item, t: Translator, outcome: Text, purpose: str
+    ) -> None:
+        if not (item.queue_room and item.queue_event):
+            return
+        try:
+            await self.bot.matrix.edit(
+                item.queue_room,
+                item.queue_event,
+                self._queue_text(item, t, outcome=outcome),
+                key=item.key("queue-edit", purpose),
+            )
+        except MatrixError as exc:
+            log.warning("could not edit the queue message of item %s: %s", item.id, exc)
+
     async def tell_author(self, item: Item, text: Text, *, purpose: str, cause: str) -> None:
         """A reply to the author's command where possible, else a direct message."""
-        key = txn_id("tell", item.id, purpose, cause)
-        if item.source_room and item.source_event and item.source_room in \
-                self.bot.matrix.client.rooms:
-            await self.bot.matrix.reply(item.source_room, item.source_event, text, key=key,
-                                        mention=item.author)
-            return
-        room_id = await self.bot.matrix.direct_room(item.author, "dorfbot")
+        key = item.key("tell", purpose, cause)
+        if (
+            item.source_room
+            and item.source_event
+            and item.source_room in self.bot.matrix.client.rooms
+        ):
+            try:
+                await self.bot.matrix.reply(
+                    item.source_room, item.source_event, text, key=key, mention=item.author
+                )
+                return
+            except MatrixError as exc:
+                log.info("could not reply to item %s's command (%s); sending a DM", item.id, exc)
+        t = self.translator(item.village)
+        room_id = await self.bot.matrix.direct_room(item.author, t.plain("moderation.dm_name"))
         await self.bot.matrix.notice(room_id, text, key=key)
 
-    async def remove(self, village: VillageConfig, item: Item, actor: str, *,
-                     state: str = states.REMOVED, reason: str | None = None) -> Item | None:
-        """Close a published or pending item and redact its published message."""
+    async def remove(
+        self,
+        village: VillageConfig,
+        item: Item,
+        actor: str,
+        *,
+        state: str = states.REMOVED,
+        reason: str | None = None,
+    ) -> Item | None:
+        """Close a published or pending item and redact its published message.
+
+        ``state`` is ``removed`` (a moderator) or ``deleted`` (the author). The
+        queue message, if any, is edited to say so. None if the item was not
+        open (or someone else closed it first).
+        """
         closed = await self.items.transition(item, state, reason=reason)
         if closed is None:
             return None
         if closed.published_room and closed.published_event:
             try:
-                await self.bot.matrix.redact(closed.published_room, closed.published_event,
-                                             reason, key=f"redact:{closed.id}")
+                await self.bot.matrix.redact(
+                    closed.published_room, closed.published_event, reason, key=closed.key("redact")
+                )
             except Exception as exc:
                 log.warning("could not redact item %s: %s", closed.id, exc)
-        if closed.queue_room and closed.queue_event and item.state == states.PENDING:
-            t = self.bot.translator(village)
-            await self.bot.matrix.edit(
-                closed.queue_room, closed.queue_event,
-                self._queue_text(closed, t, outcome=t("moderation.outcome_withdrawn")),
-                key=txn_id("queue-edit", closed.id, state),
-            )
-        owner = self.owner(closed)
-        if owner is not None:
-            await owner.on_item_closed(closed)
+        t = self.bot.translator(village)
+        if state in (states.REMOVED, states.CANCELLED):
+            outcome = t(f"moderation.outcome_{state}", moderator=actor, reason=reason or "-")
+        else:
+            outcome = t("moderation.outcome_withdrawn")
+        await self._edit_queue_message(closed, t, outcome, state)
+        await self._closed(closed)
         await self._update_pending_metric(village.id)
         return closed
 
+    async def _closed(self, item: Item) -> None:
+        owner = self.owner(item)
+        if owner is not None:
+            try:
+                await owner.on_item_closed(item)
+            except Exception:
+                log.exception("plugin %s on_item_closed failed", item.plugin)
 
-def _parse_number(text: str) -> int | None:
-    word = text.split(maxsplit=1)[0] if text.split() else ""
-    word = word.lower().removeprefix("nr.").removeprefix("nr").lstrip("#").strip()
-    return int(word) if word.isdigit() and len(word) < 10 else None
+
+_NUMBER = re.compile(r"\s*(?:(?:nr|no|nummer)\.?\s*)?#?(\d{1,9})(?=\s|$)(.*)", re.I | re.S)
+_PILL = re.compile(
+    r'<a\s+href="https://matrix\.to/#/((?:@|%40)[^"?/]+)"[^>]*>.*?</a>(.*)', re.I | re.S
+)
+_TAG = re.compile(r"<[^>]+>")
+# "7", "7 Tage", "7 days" after the user in !sperren (input words, not output text).
+_DAYS = re.compile(r"\s*([0-9]{1,4})(?:\s*(?:tage?n?|days?|d)\b)?(?=\s|$)", re.I)
 
 
-def _rest_after_number(text: str) -> str:
-    parts = text.split(maxsplit=1)
-    return parts[1].strip() if len(parts) > 1 else ""
+def parse_number(raw: str) -> tuple[int | None, str]:
+    """The item number at the start of a command's arguments, and the rest.
+
+    Accepts ``12``, ``Nr. 12``, ``Nr.12``, ``#12`` and ``no. 12``; the rest (a
+    reason, say) keeps its further lines.
+    """
+    match = _NUMBER.match(raw)
+    if match is None:
+        return None, raw.strip()
+    return int(match.group(1)), match.group(2).strip()
+
+
+def _user_argument(ctx: CommandContext) -> tuple[str | None, str]:
+    """A Matrix ID typed out, or a mention pill (whose plain form is a display name)."""
+    words = ctx.args.raw.split(maxsplit=1)
+    if words and MATRIX_USER.match(words[0]):
+        return words[0], words[1].strip() if len(words) > 1 else ""
+    pill = _PILL.search(ctx.event.formatted_body or "")
+    if pill:
+        rest = html.unescape(_TAG.sub("", pill.group(2))).strip().lstrip(":").strip()
+        return unquote(pill.group(1)), rest
+    return None, ctx.args.raw.strip()
 
 
 class ModerationPlugin(Plugin):
@@ -272,78 +417,141 @@ class ModerationPlugin(Plugin):
     @command("warteschlange", "queue", role=Role.MODERATOR, scope=Scope.MODERATION)
     async def queue(self, ctx: CommandContext) -> None:
         village = ctx.require_village
-        pending = await self.service.items.list(
-            village.id, states=(states.PENDING,), limit=25
-        )
+        pending = await self.service.items.list(village.id, states=(states.PENDING,), limit=25)
         if not pending:
             await ctx.reply("moderation.queue_empty")
             return
-        lines = [ctx.t("moderation.queue_line", number=i.number, kind=ctx.t(f"kind.{i.kind}"),
-                       title=i.title, author=i.author) for i in reversed(pending)]
-        await ctx.reply("moderation.queue_list", count=len(pending),
-                        entries=Markup(Text.join(lines, Text("\n", ""))))
+        lines = [
+            ctx.t(
+                "moderation.queue_line",
+                number=i.number,
+                kind=ctx.t(f"kind.{i.kind}"),
+                title=i.title,
+                author=i.author,
+            )
+            for i in reversed(pending)
+        ]
+        await ctx.reply(
+            "moderation.queue_list",
+            count=await self.service.pending_count(village.id),
+            entries=Markup(Text.join(lines, Text("\n", ""))),
+        )
 
     async def _decide_command(self, ctx: CommandContext, approve: bool) -> None:
-        number = _parse_number(ctx.args.text)
+        number, reason = parse_number(ctx.args.raw)
         if number is None:
-            await ctx.reply("moderation.need_number",
-                            command=ctx.spec.name, prefix=self.bot.config.command_prefix)
+            await ctx.reply(
+                "moderation.need_number",
+                command=ctx.spec.name,
+                prefix=self.bot.config.command_prefix,
+            )
             return
-        reason = _rest_after_number(ctx.args.text) or None
-        key, item = await self.service.decide(ctx.require_village, number, ctx.sender,
-                                              approve=approve, reason=reason,
-                                              cause=ctx.event.event_id)
+        key, item = await self.service.decide(
+            ctx.require_village,
+            number,
+            ctx.sender,
+            approve=approve,
+            reason=reason or None,
+            cause=ctx.event.event_id,
+        )
         await ctx.reply(key, number=number, state=ctx.t(f"state.{item.state}") if item else "")
 
-    @command("freigeben", "approve", role=Role.MODERATOR, scope=Scope.MODERATION,
-             examples=("!freigeben 12",))
+    @command(
+        "freigeben",
+        "approve",
+        role=Role.MODERATOR,
+        scope=Scope.MODERATION,
+        examples=("!freigeben 12",),
+    )
     async def approve(self, ctx: CommandContext) -> None:
         await self._decide_command(ctx, approve=True)
 
-    @command("ablehnen", "reject", role=Role.MODERATOR, scope=Scope.MODERATION,
-             examples=("!ablehnen 12 Bitte ohne Telefonnummer",))
+    @command(
+        "ablehnen",
+        "reject",
+        role=Role.MODERATOR,
+        scope=Scope.MODERATION,
+        examples=("!ablehnen 12 Bitte ohne Telefonnummer",),
+    )
     async def reject(self, ctx: CommandContext) -> None:
         await self._decide_command(ctx, approve=False)
 
-    @command("entfernen", "remove", role=Role.MODERATOR, scope=Scope.MODERATION,
-             examples=("!entfernen 12 Werbung",))
+    @command(
+        "entfernen",
+        "remove",
+        role=Role.MODERATOR,
+        scope=Scope.MODERATION,
+        examples=("!entfernen 12 Werbung",),
+    )
     async def remove(self, ctx: CommandContext) -> None:
         village = ctx.require_village
-        number = _parse_number(ctx.args.text)
-        item = await self.service.items.get(village.id, number) if number else None
+        number, reason = parse_number(ctx.args.raw)
+        if number is None:
+            await ctx.reply(
+                "moderation.need_number",
+                command=ctx.spec.name,
+                prefix=self.bot.config.command_prefix,
+            )
+            return
+        item = await self.service.items.get(village.id, number)
         if item is None:
-            await ctx.reply("moderation.not_found", number=number or "?")
+            await ctx.reply("moderation.not_found", number=number)
             return
-        reason = _rest_after_number(ctx.args.text) or None
-        closed = await self.service.remove(village, item, ctx.sender, reason=reason)
+        if item.state == states.PENDING:
+            await ctx.reply(
+                "moderation.remove_pending", number=number, prefix=self.bot.config.command_prefix
+            )
+            return
+        closed = await self.service.remove(village, item, ctx.sender, reason=reason or None)
         if closed is None:
-            await ctx.reply("moderation.not_open", number=item.number,
-                            state=ctx.t(f"state.{item.state}"))
+            await ctx.reply(
+                "moderation.not_open", number=item.number, state=ctx.t(f"state.{item.state}")
+            )
             return
-        await self.service.log_action(village.id, ctx.sender, "remove", number=item.number,
-                                      target=item.author, reason=reason)
+        await self.service.log_action(
+            village.id,
+            ctx.sender,
+            "remove",
+            number=item.number,
+            target=item.author,
+            reason=reason or None,
+        )
         await self.service.tell_author(
-            closed, self.bot.translator(village)("moderation.told_removed", number=item.number,
-                                                 title=item.title, reason=reason or "-"),
-            purpose="removed", cause=ctx.event.event_id)
+            closed,
+            ctx.t(
+                "moderation.told_removed",
+                number=item.number,
+                title=item.title,
+                reason=reason or "-",
+            ),
+            purpose="removed",
+            cause=ctx.event.event_id,
+        )
         await ctx.reply("moderation.removed", number=item.number)
 
-    @command("sperren", "block", role=Role.MODERATOR, scope=Scope.MODERATION,
-             examples=("!sperren @troll:example.org 7 Beleidigungen",))
+    @command(
+        "sperren",
+        "block",
+        role=Role.MODERATOR,
+        scope=Scope.MODERATION,
+        examples=("!sperren @troll:example.org 7 Beleidigungen",),
+    )
     async def block(self, ctx: CommandContext) -> None:
         village = ctx.require_village
-        words = ctx.args.text.split(maxsplit=2)
-        if not words or not words[0].startswith("@") or ":" not in words[0]:
-            await ctx.reply("moderation.need_user", prefix=self.bot.config.command_prefix,
-                            command=ctx.spec.name)
+        user, rest = _user_argument(ctx)
+        if user is None:
+            await ctx.reply(
+                "moderation.need_user",
+                prefix=self.bot.config.command_prefix,
+                command=ctx.spec.name,
+            )
             return
-        user = words[0]
         days: float | None = None
-        rest = words[1:]
-        if rest and rest[0].isdigit() and len(rest[0]) < 5:
-            days = float(rest[0])
-            rest = rest[1:]
-        reason = " ".join(rest) or None
+        match = _DAYS.match(rest)
+        if match and 0 < int(match.group(1)) < 10000:
+            days = float(match.group(1))
+            rest = rest[match.end() :]
+        reason = rest.strip() or None
         if user == ctx.sender:
             await ctx.reply("moderation.not_yourself")
             return
@@ -354,19 +562,29 @@ class ModerationPlugin(Plugin):
             "until = excluded.until, reason = excluded.reason, blocked_by = excluded.blocked_by",
             (village.id, user, until, reason, ctx.sender, time.time()),
         )
-        await self.service.log_action(village.id, ctx.sender, "block", target=user,
-                                      reason=reason)
+        await self.service.log_action(village.id, ctx.sender, "block", target=user, reason=reason)
         if until:
-            await ctx.reply("moderation.blocked_until", user=user,
-                            until=_local(until, village))
+            await ctx.reply("moderation.blocked_until", user=user, until=_local(until, village))
         else:
             await ctx.reply("moderation.blocked", user=user)
 
-    @command("entsperren", "unblock", role=Role.MODERATOR, scope=Scope.MODERATION,
-             examples=("!entsperren @troll:example.org",))
+    @command(
+        "entsperren",
+        "unblock",
+        role=Role.MODERATOR,
+        scope=Scope.MODERATION,
+        examples=("!entsperren @troll:example.org",),
+    )
     async def unblock(self, ctx: CommandContext) -> None:
         village = ctx.require_village
-        user = ctx.args.text.split()[0] if ctx.args.text.split() else ""
+        user, _ = _user_argument(ctx)
+        if user is None:
+            await ctx.reply(
+                "moderation.need_user",
+                prefix=self.bot.config.command_prefix,
+                command=ctx.spec.name,
+            )
+            return
         count = await self.bot.db.execute_rowcount(
             "DELETE FROM blocks WHERE village = ? AND user_id = ?", (village.id, user)
         )
@@ -378,16 +596,28 @@ class ModerationPlugin(Plugin):
     async def modlog(self, ctx: CommandContext) -> None:
         village = ctx.require_village
         rows = await self.bot.db.fetchall(
-            "SELECT * FROM modlog WHERE village = ? ORDER BY ts DESC LIMIT 20", (village.id,)
+            "SELECT * FROM modlog WHERE village = ? ORDER BY ts DESC, id DESC LIMIT 20",
+            (village.id,),
         )
         if not rows:
             await ctx.reply("moderation.log_empty")
             return
-        lines = [ctx.t("moderation.log_line", when=_local(r["ts"], village), actor=r["actor"],
-                       action=ctx.t(f"action.{r['action']}"),
-                       number=f"Nr. {r['number']}" if r["number"] else "",
-                       target=r["target_user"] or "", reason=r["reason"] or "")
-                 for r in rows]
+        lines = []
+        for r in rows:
+            details = [
+                ctx.t("moderation.log_number", number=r["number"]) if r["number"] else None,
+                Text.escaped(r["target_user"]) if r["target_user"] else None,
+                ctx.t("moderation.log_reason", reason=r["reason"]) if r["reason"] else None,
+            ]
+            lines.append(
+                ctx.t(
+                    "moderation.log_line",
+                    when=_local(r["ts"], village),
+                    actor=r["actor"],
+                    action=ctx.t(f"action.{r['action']}"),
+                    details=Text.join([Text("", "")] + [d for d in details if d], Text(" ", " ")),
+                )
+            )
         await ctx.reply("moderation.log_list", entries=Markup(Text.join(lines, Text("\n", ""))))
 
     @command("statistik", "stats", role=Role.MODERATOR, scope=Scope.MODERATION)
@@ -397,31 +627,52 @@ class ModerationPlugin(Plugin):
         db = self.bot.db
         by_state = await db.fetchall(
             "SELECT kind, state, count(*) AS n FROM items WHERE village = ? AND created_at >= ? "
-            "GROUP BY kind, state ORDER BY kind, state", (village.id, since))
+            "GROUP BY kind, state ORDER BY kind, state",
+            (village.id, since),
+        )
         by_category = await db.fetchall(
             "SELECT COALESCE(category, '-') AS c, count(*) AS n FROM items WHERE village = ? "
-            "AND created_at >= ? GROUP BY c ORDER BY n DESC", (village.id, since))
+            "AND created_at >= ? GROUP BY c ORDER BY n DESC, c",
+            (village.id, since),
+        )
         by_district = await db.fetchall(
             "SELECT COALESCE(district, '-') AS d, count(*) AS n FROM items WHERE village = ? "
-            "AND created_at >= ? GROUP BY d ORDER BY n DESC", (village.id, since))
+            "AND created_at >= ? GROUP BY d ORDER BY n DESC, d",
+            (village.id, since),
+        )
+        # Time to approval: items a moderator published (rejections have no published_at).
         waits = await db.fetchall(
             "SELECT decided_at - created_at AS w FROM items WHERE village = ? AND "
-            "created_at >= ? AND decided_at IS NOT NULL", (village.id, since))
+            "created_at >= ? AND decided_at IS NOT NULL AND published_at IS NOT NULL",
+            (village.id, since),
+        )
+        rejected = await db.fetchval(
+            "SELECT count(*) FROM items WHERE village = ? AND created_at >= ? AND state = ?",
+            (village.id, since, states.REJECTED),
+        )
         users = await db.fetchval(
             "SELECT count(DISTINCT author) FROM items WHERE village = ? AND created_at >= ?",
-            (village.id, since))
+            (village.id, since),
+        )
         median = statistics.median([r["w"] for r in waits]) if waits else None
 
         def join(rows: list[Any], label: str) -> str:
             return ", ".join(f"{r[label]}: {r['n']}" for r in rows) or "-"
 
         await ctx.reply(
-            "moderation.stats", users=users or 0,
-            states=", ".join(f"{ctx.t.plain(f'kind.{r[0]}')} {ctx.t.plain(f'state.{r[1]}')}: "
-                             f"{r[2]}" for r in by_state) or "-",
-            categories=join(by_category, "c"), districts=join(by_district, "d"),
+            "moderation.stats",
+            users=users or 0,
+            states=", ".join(
+                f"{ctx.t.plain(f'kind.{r[0]}')} {ctx.t.plain(f'state.{r[1]}')}: {r[2]}"
+                for r in by_state
+            )
+            or "-",
+            categories=join(by_category, "c"),
+            districts=join(by_district, "d"),
             median=_duration(median, ctx.t) if median is not None else "-",
-            decided=len(waits),
+            approved=len(waits),
+            rejected=rejected or 0,
+            pending=await self.service.pending_count(village.id),
         )
 
     async def on_reaction(self, event: ReactionEvent) -> None:
@@ -433,17 +684,23 @@ class ModerationPlugin(Plugin):
         item = await self.service.items.by_event("queue_event", event.target)
         if item is None or item.village != info.village.id:
             return
-        role = self.bot.role_in(info.village, event.sender)
-        if role < Role.MODERATOR:
+        if self.bot.role_in(info.village, event.sender) < Role.MODERATOR:
             return
-        key, _ = await self.service.decide(info.village, item.number, event.sender,
-                                           approve=event.key in APPROVE_KEYS,
-                                           cause=event.event_id)
+        key, _ = await self.service.decide(
+            info.village,
+            item.number,
+            event.sender,
+            approve=event.key in APPROVE_KEYS,
+            cause=event.event_id,
+        )
         if key == "moderation.own_item":
             t = self.bot.translator(info.village)
-            await self.bot.matrix.reply(event.room_id, event.target,
-                                        t("moderation.own_item", number=item.number),
-                                        key=txn_id(event.event_id, "own"))
+            await self.bot.matrix.reply(
+                event.room_id,
+                event.target,
+                t("moderation.own_item", number=item.number),
+                key=txn_id(event.event_id, "own"),
+            )
 
 
 def _local(ts: float, village: VillageConfig) -> str:

@@ -79,6 +79,8 @@ class EventStream:
         self.started_at = time.time()
         self.first_start = False
         self.last_sync_at: float | None = None
+        self.first_round_done = asyncio.Event()
+        """Set after the first complete round (keys uploaded, backlog handled)."""
         self._stop = asyncio.Event()
         self._handled_recent: set[str] = set()
         self._undecrypted: dict[str, tuple[str, nio.MegolmEvent, float]] = {}
@@ -142,6 +144,7 @@ class EventStream:
                 token = resp.next_batch
                 await self._set_state("next_batch", token)
                 self.last_sync_at = time.time()
+                self.first_round_done.set()
                 if self.on_synced:
                     await self.on_synced()
                 failures = 0

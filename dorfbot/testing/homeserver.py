@@ -131,6 +131,8 @@ class Homeserver:
         workdir: Directory for configuration, keys, database and logs. It is
             created if missing. An existing configuration in it is reused, so
             a server can be restarted with its users and rooms intact.
+        message_rate: ``(per_second, burst_count)`` for ``rc_message`` instead of
+            Synapse's default (implies strict mode for everything else).
         strict_rate_limits: Keep Synapse's default message rate limit
             (``rc_message``) so that tests can provoke HTTP 429. Registration,
             login, joins, invites and room creation stay relaxed either way.
@@ -143,11 +145,13 @@ class Homeserver:
         workdir: Path,
         *,
         strict_rate_limits: bool = False,
+        message_rate: tuple[float, int] | None = None,
         server_name: str = "localhost",
         log_level: str = "INFO",
     ) -> None:
         self._workdir = Path(workdir).resolve()
-        self._strict_rate_limits = strict_rate_limits
+        self._strict_rate_limits = strict_rate_limits or message_rate is not None
+        self._message_rate = message_rate
         self._server_name = server_name
         self._log_level = log_level
         self._port: int | None = None
@@ -503,7 +507,10 @@ class Homeserver:
             for key in path[:-1]:
                 node = node.setdefault(key, {})
             node[path[-1]] = dict(_RELAXED)
-        if self._strict_rate_limits:
+        if self._message_rate is not None:
+            per_second, burst = self._message_rate
+            config["rc_message"] = {"per_second": per_second, "burst_count": burst}
+        elif self._strict_rate_limits:
             config.pop("rc_message", None)  # Synapse default: 0.2/s, burst 10
         else:
             config["rc_message"] = dict(_RELAXED)

@@ -86,8 +86,7 @@ class World:
         self.bot = bot
         await bot.wait_ready()
         # one full sync round, so the bot's device keys are uploaded (encrypted rooms)
-        while bot.stream.last_sync_at is None:
-            await asyncio.sleep(0.05)
+        await asyncio.wait_for(bot.stream.first_round_done.wait(), 60)
         if wait_joined:
             wanted = {rid for v in self.villages for rid in v.rooms.values()}
             deadline = asyncio.get_running_loop().time() + 30
