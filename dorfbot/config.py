@@ -119,7 +119,7 @@ class _Reader:
     def problem(self, path: str, message: str) -> None:
         self.problems.append(f"{path}: {message}")
 
-    def str(
+    def text(
         self,
         data: dict[str, Any],
         key: str,
@@ -146,7 +146,7 @@ class _Reader:
             self.problem(where, f"must be one of {', '.join(choices)}, not {text!r}")
         return text
 
-    def str_list(
+    def text_list(
         self,
         data: dict[str, Any],
         key: str,
@@ -211,38 +211,39 @@ def _read_village(
     if not isinstance(raw, dict):
         reader.problem(path, "must be a mapping")
         return None
-    vid = reader.str(raw, "id", path, required=True, pattern=VILLAGE_ID) or f"village{index}"
-    name = reader.str(raw, "name", path, default=vid) or vid
-    tzname = reader.str(raw, "timezone", path, default="Europe/Berlin") or "Europe/Berlin"
+    vid = reader.text(raw, "id", path, required=True, pattern=VILLAGE_ID) or f"village{index}"
+    name = reader.text(raw, "name", path, default=vid) or vid
+    tzname = reader.text(raw, "timezone", path, default="Europe/Berlin") or "Europe/Berlin"
     try:
         ZoneInfo(tzname)
     except (ZoneInfoNotFoundError, ValueError):
         reader.problem(f"{path}.timezone", f"unknown time zone {tzname!r}")
         tzname = "Europe/Berlin"
-    language = reader.str(raw, "language", path, default="de", choices=LANGUAGES) or "de"
+    language = reader.text(raw, "language", path, default="de", choices=LANGUAGES) or "de"
 
     rooms_raw = reader.mapping(raw, "rooms", path)
     rpath = f"{path}.rooms"
     if "rooms" not in raw and require_rooms:
         reader.problem(rpath, "missing")
     room_values = {
-        kind: reader.str(rooms_raw, kind, rpath, pattern=MATRIX_ROOM) for kind in ROOM_KINDS
+        kind: reader.text(rooms_raw, kind, rpath, pattern=MATRIX_ROOM) for kind in ROOM_KINDS
     }
     if room_values["moderation"] is None and require_rooms:
         reader.problem(f"{rpath}.moderation", "missing")
     rooms = RoomsConfig(
-        chat=reader.str_list(rooms_raw, "chat", rpath, pattern=MATRIX_ROOM), **room_values
+        chat=reader.text_list(rooms_raw, "chat", rpath, pattern=MATRIX_ROOM), **room_values
     )
 
     mod_raw = reader.mapping(raw, "moderation", path)
     mpath = f"{path}.moderation"
     moderation = ModerationConfig(
-        posts=reader.str(mod_raw, "posts", mpath, default="pre", choices=MODERATION_MODES) or "pre",
-        events=reader.str(mod_raw, "events", mpath, default="pre", choices=MODERATION_MODES)
+        posts=reader.text(mod_raw, "posts", mpath, default="pre", choices=MODERATION_MODES)
+        or "pre",
+        events=reader.text(mod_raw, "events", mpath, default="pre", choices=MODERATION_MODES)
         or "pre",
         trusted_after=int(reader.number(mod_raw, "trusted_after", mpath, 3)),
     )
-    digest = reader.str(raw, "digest_time", path, default="07:00") or "07:00"
+    digest = reader.text(raw, "digest_time", path, default="07:00") or "07:00"
     if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", digest):
         reader.problem(f"{path}.digest_time", f"must look like 07:00, not {digest!r}")
     return VillageConfig(
@@ -251,14 +252,14 @@ def _read_village(
         timezone=tzname,
         language=language,
         rooms=rooms,
-        moderators=reader.str_list(raw, "moderators", path, pattern=MATRIX_USER),
-        organizers=reader.str_list(raw, "organizers", path, pattern=MATRIX_USER),
-        helpers=reader.str_list(raw, "helpers", path, pattern=MATRIX_USER),
-        categories=tuple(c.lower() for c in reader.str_list(raw, "categories", path)),
-        districts=reader.str_list(raw, "districts", path),
+        moderators=reader.text_list(raw, "moderators", path, pattern=MATRIX_USER),
+        organizers=reader.text_list(raw, "organizers", path, pattern=MATRIX_USER),
+        helpers=reader.text_list(raw, "helpers", path, pattern=MATRIX_USER),
+        categories=tuple(c.lower() for c in reader.text_list(raw, "categories", path)),
+        districts=reader.text_list(raw, "districts", path),
         moderation=moderation,
-        welcome=reader.str(raw, "welcome", path),
-        thematic_rooms=reader.str_list(raw, "thematic_rooms", path),
+        welcome=reader.text(raw, "welcome", path),
+        thematic_rooms=reader.text_list(raw, "thematic_rooms", path),
         digest_time=digest,
     )
 
@@ -275,29 +276,29 @@ def parse_config(
     if not isinstance(raw, dict):
         raise ConfigError(["(top level): must be a mapping of keys"])
 
-    homeserver = reader.str(raw, "homeserver", "", required=True) or ""
+    homeserver = reader.text(raw, "homeserver", "", required=True) or ""
     if homeserver and not re.match(r"^https?://", homeserver):
         reader.problem("homeserver", "must start with http:// or https://")
-    user_id = reader.str(raw, "user_id", "", required=True, pattern=MATRIX_USER) or ""
-    password = env.get("DORFBOT_PASSWORD") or reader.str(raw, "password", "")
-    token = env.get("DORFBOT_ACCESS_TOKEN") or reader.str(raw, "access_token", "")
+    user_id = reader.text(raw, "user_id", "", required=True, pattern=MATRIX_USER) or ""
+    password = env.get("DORFBOT_PASSWORD") or reader.text(raw, "password", "")
+    token = env.get("DORFBOT_ACCESS_TOKEN") or reader.text(raw, "access_token", "")
     if not password and not token:
         reader.problem(
             "password", "missing (or access_token, or DORFBOT_PASSWORD in the environment)"
         )
-    prefix = reader.str(raw, "command_prefix", "", default="!") or "!"
+    prefix = reader.text(raw, "command_prefix", "", default="!") or "!"
     if len(prefix) != 1 or prefix.isalnum() or prefix.isspace():
         reader.problem("command_prefix", "must be one punctuation character such as !")
 
-    database = base_dir / (reader.str(raw, "database", "", default="data/dorfbot.db") or "")
-    data_dir_raw = reader.str(raw, "data_dir", "")
+    database = base_dir / (reader.text(raw, "database", "", default="data/dorfbot.db") or "")
+    data_dir_raw = reader.text(raw, "data_dir", "")
     data_dir = base_dir / data_dir_raw if data_dir_raw else database.parent
 
     http_raw = reader.mapping(raw, "http", "")
     host, port = _parse_listen(
-        reader, reader.str(http_raw, "listen", "http", default="127.0.0.1:8080") or ""
+        reader, reader.text(http_raw, "listen", "http", default="127.0.0.1:8080") or ""
     )
-    public_url = reader.str(http_raw, "public_url", "http", default=f"http://{host}:{port}")
+    public_url = reader.text(http_raw, "public_url", "http", default=f"http://{host}:{port}")
     http = HttpConfig(
         listen_host=host,
         listen_port=port,
@@ -324,19 +325,19 @@ def parse_config(
     for name, section in plugins.items():
         if section is not None and not isinstance(section, dict):
             reader.problem(f"plugins.{name}", "must be a mapping")
-    trust = reader.str(raw, "trust", "", default="all", choices=("all", "verified")) or "all"
+    trust = reader.text(raw, "trust", "", default="all", choices=("all", "verified")) or "all"
 
     config = Config(
         homeserver=homeserver.rstrip("/"),
         user_id=user_id,
         password=password,
         access_token=token,
-        device_name=reader.str(raw, "device_name", "", default="dorfbot") or "dorfbot",
+        device_name=reader.text(raw, "device_name", "", default="dorfbot") or "dorfbot",
         command_prefix=prefix,
         database=database,
         data_dir=data_dir,
         http=http,
-        admins=reader.str_list(raw, "admins", "", pattern=MATRIX_USER),
+        admins=reader.text_list(raw, "admins", "", pattern=MATRIX_USER),
         villages=tuple(villages),
         plugins={k: dict(v or {}) for k, v in plugins.items() if isinstance(v, dict | None)},
         max_catchup_hours=reader.number(raw, "max_catchup", "", 24.0),

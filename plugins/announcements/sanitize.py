@@ -1,0 +1,151 @@
+"""Organizers' formatted text: sanitised to Matrix's HTML subset, command words removed.
+
+An organizer's client sends its own ``formatted_body`` (bold, lists, links).
+Announcements keep that formatting, but only after :func:`clean_html` has run
+it through nh3 (the Rust ``ammonia`` sanitizer) with the allow-list of the
+Matrix client-server spec ("m.room.message msgtypes", HTML subset). Scripts,
+styles, event handlers and foreign URL schemes never survive.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Sequence
+
+import nh3
+
+#: Tags the Matrix spec lets clients render (``mx-reply`` is removed with its content).
+MATRIX_TAGS = frozenset(
+    {
+        "font", "del", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "p", "a", "ul",
+        "ol", "sup", "sub", "li", "b", "i", "u", "strong", "em", "s", "strike", "code",
+        "hr", "br", "div", "table", "thead", "tbody", "tr", "th", "td", "caption", "pre",
+        "span", "img", "details", "summary",
+    }
+)  # fmt: skip
+MATRIX_ATTRIBUTES: dict[str, set[str]] = {
+    "font": {"data-mx-bg-color", "data-mx-color", "color"},
+    "span": {"data-mx-bg-color", "data-mx-color", "data-mx-spoiler", "data-mx-maths"},
+    "a": {"href", "target"},
+    "img": {"width", "height", "alt", "title", "src"},
+    "ol": {"start"},
+    "code": {"class"},
+    "div": {"data-mx-maths"},
+}
+LINK_SCHEMES = frozenset({"https", "http", "ftp", "mailto", "magnet"})
+MAX_HTML_LENGTH = 20_000
+
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+_LANGUAGE_CLASS = re.compile(r"language-[A-Za-z0-9_+#.-]{1,40}")
+_NUMBER = re.compile(r"[0-9]{1,6}")
+_TAG = re.compile(r"<[^>]*>")
+# A rich reply's quote (``<mx-reply>``) comes first; the HTML parser would move a
+# block inside it out of it, so it is cut before parsing (the rest is still sanitised).
+_MX_REPLY = re.compile(r"<mx-reply[\s>].*?</mx-reply\s*>", re.IGNORECASE | re.DOTALL)
+_UNIT = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);|.", re.DOTALL)
+_EMPTY_INLINE = re.compile(r"<(b|strong|i|em|u|s|del|code|span|font)(?:\s[^>]*)?>\s*</\1>")
+_EMPTY_PARAGRAPH = re.compile(r"^\s*<p>\s*</p>")
+# Separators between the words we strip (the date parser also splits on , and ;).
+_SEPARATORS = frozenset(" \t\n\r\u00a0,;")
+_TRAILING = frozenset(" \t\n\r\u00a0,;:-–—")
+
+
+def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
+    if attribute == "href":
+        scheme = value.split(":", 1)[0].lower() if ":" in value else ""
+        return value if scheme in LINK_SCHEMES else None
+    if attribute == "src":
+        return value if value.startswith("mxc://") else None  # images only from the homeserver
+    if attribute in ("data-mx-color", "data-mx-bg-color", "color"):
+        return value if _COLOR.fullmatch(value) else None
+    if attribute == "class":
+        classes = [c for c in value.split() if _LANGUAGE_CLASS.fullmatch(c)]
+        return " ".join(classes) or None
+    if attribute in ("width", "height", "start"):
+        return value if _NUMBER.fullmatch(value) else None
+    if attribute == "target":
+        return "_blank" if value == "_blank" else None
+    return value
+
+
+_CLEANER = nh3.Cleaner(
+    tags=set(MATRIX_TAGS),
+    clean_content_tags={"script", "style", "mx-reply", "iframe", "object", "template"},
+    attributes={tag: set(attrs) for tag, attrs in MATRIX_ATTRIBUTES.items()},
+    attribute_filter=_filter_attribute,
+    link_rel=None,
+    url_schemes={*LINK_SCHEMES, "mxc"},
+    strip_comments=True,
+)
+
+
+def clean_html(fragment: str) -> str:
+    """``fragment`` reduced to the HTML subset the Matrix spec allows."""
+    return _CLEANER.clean(_MX_REPLY.sub("", fragment)).strip()
+
+
+def plain_to_html(text: str) -> str:
+    """Plain text as HTML: escaped, line breaks kept."""
+    return html.escape(text, quote=True).replace("\n", "<br>")
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFC", text).lower()
+
+
+def strip_leading_words(fragment: str, words: Sequence[str]) -> str | None:
+    """Remove ``words`` (as typed, e.g. ``!planen``, ``heute``) from the start of the text.
+
+    ``fragment`` must already be sanitised (so tags are well formed and quotes
+    in attributes escaped). Tags are kept; separators between the words and
+    after the last one are dropped. Returns None when the text does not start
+    with those words (the caller then falls back to the plain body).
+    """
+    needle = [ch for ch in _fold("".join(w for w in words)) if ch not in _SEPARATORS]
+    if not needle:
+        return fragment.strip()
+    pos = 0
+    out: list[str] = []
+    done = False
+    for match in re.finditer(r"<[^>]*>|[^<]+", fragment):
+        piece = match.group(0)
+        if piece.startswith("<"):
+            out.append(piece)
+            continue
+        kept: list[str] = []
+        units = _UNIT.findall(piece)
+        for i, unit in enumerate(units):
+            char = html.unescape(unit)
+            if done:
+                if char and char in _TRAILING:
+                    continue
+                kept.append("".join(units[i:]))
+                break
+            if char in _SEPARATORS:
+                continue
+            for c in _fold(char):
+                if pos < len(needle) and c == needle[pos]:
+                    pos += 1
+                else:
+                    return None
+            done = pos == len(needle)
+        out.append("".join(kept))
+        if kept:
+            out.append(fragment[match.end() :])
+            break
+    else:
+        if not done:
+            return None
+    result = "".join(out)
+    previous = None
+    while previous != result:
+        previous = result
+        result = _EMPTY_INLINE.sub("", result)
+    return _EMPTY_PARAGRAPH.sub("", result).strip()
+
+
+def visible_text(fragment: str) -> str:
+    """The text of an HTML fragment without tags (to test for emptiness)."""
+    return html.unescape(_TAG.sub("", fragment)).strip()
