@@ -61,6 +61,8 @@ class ModerationConfig:
     events: str = "pre"
     trusted_after: int = 3
     """Approved items after which a resident's posts skip the queue (0 = never)."""
+    posts_per_day: int = 10
+    """New posts and events per resident and 24 hours (0 = no limit)."""
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,7 @@ def _read_village(
         events=reader.text(mod_raw, "events", mpath, default="pre", choices=MODERATION_MODES)
         or "pre",
         trusted_after=int(reader.number(mod_raw, "trusted_after", mpath, 3)),
+        posts_per_day=int(reader.number(mod_raw, "posts_per_day", mpath, 10)),
     )
     digest = reader.text(raw, "digest_time", path, default="07:00") or "07:00"
     if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", digest):

@@ -323,6 +323,23 @@ class ItemStore:
         )
         return [Item.from_row(r) for r in rows]
 
+    async def exists_for_source(self, source_event: str) -> bool:
+        """Whether a command event already created an item (a replay after a crash)."""
+        return (
+            await self.db.fetchval("SELECT 1 FROM items WHERE source_event = ?", (source_event,))
+            is not None
+        )
+
+    async def count_since(self, village: str, author: str, since: float) -> int:
+        """Items an author created in a village since ``since`` (for the daily limit)."""
+        return int(
+            await self.db.fetchval(
+                "SELECT count(*) FROM items WHERE village = ? AND author = ? AND created_at >= ?",
+                (village, author, since),
+            )
+            or 0
+        )
+
     async def approved_count(self, village: str, author: str) -> int:
         return int(
             await self.db.fetchval(

@@ -41,11 +41,21 @@ REJECT_KEYS = ("❌", "✖️", "👎")
 
 
 class Blocked(Exception):
-    """The author may not post in this village (until ``until``, if set)."""
+    """The author may not post now: blocked (until ``until``, if set) or over the daily limit.
 
-    def __init__(self, until: float | None) -> None:
-        super().__init__("blocked")
+    ``key`` and ``params`` are the catalog text to reply with.
+    """
+
+    def __init__(
+        self,
+        until: float | None,
+        key: str = "moderation.blocked_author",
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(key)
         self.until = until
+        self.key = key
+        self.params = params or {}
 
 
 class Moderation:
@@ -129,7 +139,20 @@ class Moderation:
         village = ctx.require_village
         blocked, until = await self.blocked_until(village.id, ctx.sender)
         if blocked:
-            raise Blocked(until)
+            if until:
+                raise Blocked(
+                    until, "moderation.blocked_author_until", {"until": _local(until, village)}
+                )
+            raise Blocked(None)
+        limit = village.moderation.posts_per_day
+        if (
+            limit
+            and ctx.role < Role.ORGANIZER
+            and not await self.items.exists_for_source(ctx.event.event_id)
+        ):
+            today = await self.items.count_since(village.id, ctx.sender, time.time() - 86400)
+            if today >= limit:
+                raise Blocked(None, "moderation.daily_limit", {"limit": limit})
         skip = (
             mode != "pre"
             or ctx.role >= Role.ORGANIZER

@@ -41,8 +41,8 @@ class WebServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.listen_host, self.config.listen_port)
         await site.start()
-        sockets = site._server.sockets if site._server else []
-        self.port = sockets[0].getsockname()[1] if sockets else self.config.listen_port
+        addresses = self._runner.addresses  # the real port when listening on :0
+        self.port = int(addresses[0][1]) if addresses else self.config.listen_port
         log.info("HTTP on %s:%s", self.config.listen_host, self.port)
 
     async def stop(self) -> None:

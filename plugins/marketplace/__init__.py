@@ -188,14 +188,8 @@ class MarketplacePlugin(Plugin):
                 on_behalf_of=on_behalf_of,
                 expires_at=time.time() + self.expire_days * 86400,
             )
-        except Blocked as blocked:
-            if blocked.until:
-                await ctx.reply(
-                    "moderation.blocked_author_until",
-                    until=render.date(blocked.until, village.tz, ctx.t, with_time=True),
-                )
-            else:
-                await ctx.reply("moderation.blocked_author")
+        except Blocked as refused:
+            await ctx.reply(refused.key, **refused.params)
             return
         await search.index(self.db, item)
         if item.state == states.PENDING:

@@ -1,0 +1,940 @@
+"""The village calendar: events through the moderation queue, lists, digests, iCal.
+
+Commands: ``!termin`` / ``!event`` (new event, queued per ``moderation.events``),
+``!termine`` / ``!events`` (upcoming occurrences, recurring ones expanded, with
+RSVP counts), ``!absagen`` / ``!cancel``, ``!kalender`` / ``!calendar`` (the
+subscription URL) and ``!import`` (organizers; also an ``.ics`` file posted in
+a village room).
+
+Published events are posted into the village's calendar room; a 👍 on that
+message counts as taking part. Each village gets a daily digest in the calendar
+room at its ``digest_time`` and, with ``plugins.calendar.remind_hours`` set, a
+reminder that many hours before each event. Both are claimed in the database
+before they are sent and sent with a deterministic transaction ID, so each goes
+out exactly once, across restarts too; one missed while the bot was down is
+sent late within ``grace_minutes``, otherwise skipped and logged.
+
+``GET /ical/<village>.ics`` serves the village's published events (RFC 5545).
+
+Config (``plugins.calendar``)::
+
+    remind_hours: 0            # 0 = no reminders
+    grace_minutes: 120         # late digests/reminders after downtime
+    reminder_check_seconds: 60
+    list_days: 14              # !termine without a range
+    max_list: 30               # lines per list
+    digest_when_empty: false   # also post a digest on days without events
+    feed_past_days: 90         # how far back the iCal feed reaches
+    import_max_bytes: 2000000
+    import_timeout: 20         # seconds
+    import_max_events: 2000
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from dorfbot import items as states
+from dorfbot.commands import command
+from dorfbot.config import VillageConfig
+from dorfbot.context import CommandContext, MessageEvent, ReactionEvent
+from dorfbot.dates import DateParseError, parse_time, parse_when
+from dorfbot.i18n import Markup, Text, Translator
+from dorfbot.items import Item
+from dorfbot.matrix import txn_id
+from dorfbot.moderation import Blocked
+from dorfbot.plugin import Plugin
+from dorfbot.roles import Role
+
+from .ical import MAX_TITLE, CalendarEvent, CalendarFormatError, parse_calendar, render_feed
+from .recurrence import Occurrence, RecurrenceError, expand
+from .store import MIGRATIONS, EventStore, StoredEvent
+from .texts import Formatter
+
+RSVP_KEY = "👍"
+WEEK_WORDS = ("woche", "week")
+MONTH_WORDS = ("monat", "month")
+TODAY_WORDS = ("heute", "today")
+MAX_COUNT = 100
+COUNT_WINDOWS = (14, 62, 366)
+
+
+class ImportFailure(Exception):
+    """An import that could not start; ``key``/``params`` say why in the catalog."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    cancelled: int = 0
+    skipped: int = 0
+    past: int = 0
+
+
+class CalendarPlugin(Plugin):
+    """Events, lists, digests, reminders, iCal feed and imports."""
+
+    name = "calendar"
+    migrations = MIGRATIONS
+    defaults: ClassVar[dict[str, Any]] = {
+        "remind_hours": 0,
+        "grace_minutes": 120,
+        "reminder_check_seconds": 60,
+        "list_days": 14,
+        "max_list": 30,
+        "digest_when_empty": False,
+        "feed_past_days": 90,
+        "import_max_bytes": 2_000_000,
+        "import_timeout": 20,
+        "import_max_events": 2000,
+    }
+
+    events: EventStore
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self.events = EventStore(self.db)
+        self.bot.web.add_get("/ical/{village}.ics", self.serve_feed)
+        for village in self.bot.config.villages:
+            hour, minute = digest_clock(village)
+            self.scheduler.daily(
+                f"digest:{village.id}", hour, minute, village.tz, self._digest_job, village.id
+            )
+        if self.remind_hours > 0:
+            self.scheduler.every(
+                "reminders", float(self.config["reminder_check_seconds"]), self.run_reminders
+            )
+        # After the first sync (sends wait for it): late digests and unfinished sends.
+        self.scheduler.at("catch-up", datetime.now(UTC), self.catch_up)
+
+    @property
+    def remind_hours(self) -> float:
+        return float(self.config.get("remind_hours") or 0)
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(minutes=float(self.config["grace_minutes"]))
+
+    def formatter(self, village: VillageConfig) -> Formatter:
+        return Formatter(self.bot.translator(village), village.tz)
+
+    # ------------------------------------------------------------------ queries
+
+    async def occurrences(
+        self, village: VillageConfig, after: datetime, before: datetime
+    ) -> list[tuple[StoredEvent, Occurrence]]:
+        """Every occurrence of the village's published events in ``[after, before)``.
+
+        One query, then expansion in memory, ordered by start.
+        """
+        stored_events = await self.events.window(village.id, after, before)
+        by_id: dict[int, StoredEvent] = {}
+        series = []
+        for stored in stored_events:
+            try:
+                series.append(stored.series())
+            except (RecurrenceError, ValueError) as exc:
+                self.log.warning("event %s has an unreadable rule: %s", stored.item_id, exc)
+                continue
+            by_id[stored.item_id] = stored
+        return [(by_id[occ.series.key], occ) for occ in expand(series, after, before)]
+
+    async def upcoming(
+        self, village: VillageConfig, now: datetime, *, count: int
+    ) -> list[tuple[StoredEvent, Occurrence]]:
+        """The next ``count`` occurrences within a year, widening the window as needed."""
+        found: list[tuple[StoredEvent, Occurrence]] = []
+        for days in COUNT_WINDOWS:
+            found = await self.occurrences(village, now, now + timedelta(days=days))
+            if len(found) >= count:
+                break
+        return found[:count]
+
+    # ------------------------------------------------------------------ items
+
+    def event_of(self, item: Item) -> CalendarEvent:
+        """The event an item describes (its ``data`` holds the times)."""
+        data = item.data
+        end = data.get("end")
+        return CalendarEvent(
+            uid=str(data.get("uid") or self._uid(item)),
+            title=item.title,
+            start=datetime.fromisoformat(data["start"]),
+            tz=str(data["tz"]),
+            end=datetime.fromisoformat(end) if end else None,
+            all_day=bool(data.get("all_day")),
+            rrule=data.get("rrule") or None,
+            exdates=tuple(datetime.fromisoformat(d) for d in data.get("exdates") or ()),
+            description=item.body,
+            location=str(data.get("location") or ""),
+            url=str(data.get("url") or ""),
+        )
+
+    def _uid(self, item: Item) -> str:
+        host = urlsplit(self.bot.config.http.public_url).hostname or "dorfbot"
+        return f"dorfbot-{item.village}-{item.number}-{int(item.created_at)}@{host}"
+
+    async def _ensure_stored(self, item: Item) -> CalendarEvent:
+        event = self.event_of(item)
+        await self.events.save(item.id, item.village, event, source=item.data.get("source"))
+        return event
+
+    def render_item(self, item: Item, t: Translator) -> Text:
+        village = self.bot.villages.get(item.village)
+        zone = village.tz if village else None
+        try:
+            event = self.event_of(item)
+            series = event.series(item.id)
+        except (KeyError, ValueError, RecurrenceError):
+            return Text.escaped(item.title)
+        first = series.occurrences(
+            series.real(event.start), series.real(event.start) + timedelta(seconds=1)
+        )
+        formatter = Formatter(t, zone or series.zone)
+        return formatter.event(item.number, event, first[0] if first else None)
+
+    async def publish_item(self, item: Item) -> tuple[str, str] | None:
+        await self._ensure_stored(item)
+        village = self.bot.villages.get(item.village)
+        room_id = self.bot.villages.room_id(village, "calendar") if village else None
+        if village is None or room_id is None:
+            return None
+        t = self.bot.translator(village)
+        text = t("calendar.published", event=self.render_item(item, t))
+        event_id = await self.bot.matrix.notice(room_id, text, key=item.key("calendar-publish"))
+        return room_id, event_id
+
+    # ------------------------------------------------------------------ commands
+
+    @command(
+        "termin",
+        "event",
+        examples=(
+            "!termin morgen 18 Uhr Laternenumzug wo:Kirche",
+            "!termin 24.12. 22:00 Christmette bis:23:30",
+            "!termin jeden Montag 19:30 Chorprobe wo:Gemeindehaus",
+        ),
+    )
+    async def add_event(self, ctx: CommandContext) -> None:
+        village = ctx.require_village
+        prefix = self.bot.config.command_prefix
+        if not ctx.args.text:
+            await ctx.reply("usage.termin", prefix=prefix)
+            return
+        try:
+            when, rest = parse_when(ctx.args.text, now=datetime.now(village.tz), tz=village.tz)
+            if ctx.args.until:
+                when = when.with_end_time(parse_time(ctx.args.until))
+        except DateParseError as exc:
+            await ctx.reply(exc.key, **exc.params)
+            return
+        title = " ".join(rest.split()).strip(" -–:,;")
+        if not title:
+            await ctx.reply("calendar.need_title", prefix=prefix)
+            return
+        if len(title) > MAX_TITLE:
+            await ctx.reply("calendar.title_too_long", max=MAX_TITLE)
+            return
+        data = {
+            "start": when.start.replace(tzinfo=None).isoformat(),
+            "end": when.end.replace(tzinfo=None).isoformat() if when.end else None,
+            "tz": when.tz,
+            "rrule": when.rrule,
+            "location": ctx.args.where,
+        }
+        try:
+            item = await self.bot.moderation.submit(
+                ctx,
+                plugin=self.name,
+                kind="event",
+                title=title,
+                body=ctx.args.description,
+                mode=village.moderation.events,
+                district=ctx.args.district,
+                data=data,
+            )
+        except Blocked as exc:
+            if exc.until:
+                until = datetime.fromtimestamp(exc.until, UTC).astimezone(village.tz)
+                await ctx.reply(
+                    "calendar.blocked_until", until=self.formatter(village).day_text(until.date())
+                )
+            else:
+                await ctx.reply("calendar.blocked")
+            return
+        await self._ensure_stored(item)
+        key = "calendar.added_pending" if item.state == states.PENDING else "calendar.added"
+        await ctx.reply(key, number=item.number, event=self.render_item(item, ctx.t), prefix=prefix)
+
+    @command("termine", "events", examples=("!termine", "!termine woche", "!termine 20"))
+    async def list_events(self, ctx: CommandContext) -> None:
+        village = ctx.require_village
+        prefix = self.bot.config.command_prefix
+        word = ctx.args.words[0].lower() if ctx.args.words else ""
+        now = datetime.now(UTC)
+        limit = int(self.config["max_list"])
+        count: int | None = None
+        days = int(self.config["list_days"])
+        if word in WEEK_WORDS:
+            days = 7
+        elif word in MONTH_WORDS:
+            days = 31
+        elif word in TODAY_WORDS:
+            days = 0
+        elif word.isdigit() and len(word) < 4:
+            count = max(1, min(int(word), MAX_COUNT))
+            limit = count
+        elif word:
+            await ctx.reply("calendar.list_usage", prefix=prefix)
+            return
+        if count is not None:
+            found = await self.upcoming(village, now, count=count)
+            header = ctx.t("calendar.list_header_count", count=len(found), village=village.name)
+        elif days == 0:
+            _, end = day_bounds(village, now.astimezone(village.tz).date())
+            found = await self.occurrences(village, now, end)
+            header = ctx.t("calendar.list_header_today", village=village.name)
+        else:
+            found = await self.occurrences(village, now, now + timedelta(days=days))
+            header = ctx.t("calendar.list_header_days", days=days, village=village.name)
+        if not found:
+            await ctx.reply("calendar.list_empty", prefix=prefix)
+            return
+        body = self._grouped(village, ctx.t, found[:limit], now)
+        parts = [header, body]
+        if len(found) > limit:
+            parts.append(ctx.t("calendar.list_more", more=len(found) - limit, prefix=prefix))
+        await ctx.reply(Text.join(parts))
+
+    def _grouped(
+        self,
+        village: VillageConfig,
+        t: Translator,
+        found: list[tuple[StoredEvent, Occurrence]],
+        now: datetime,
+    ) -> Text:
+        """Occurrences under one heading per local day (running ones under today)."""
+        formatter = Formatter(t, village.tz)
+        today = now.astimezone(village.tz).date()
+        days: dict[date, list[Text]] = {}
+        for stored, occ in found:
+            day = max(formatter.local(occ)[0].date(), today)
+            days.setdefault(day, []).append(
+                formatter.line(stored.number, stored.event, occ, stored.rsvps)
+            )
+        blocks = [
+            t(
+                "calendar.list_day",
+                date=formatter.day_text(day),
+                lines=Markup(Text.join(lines, Text("\n", ""))),
+            )
+            for day, lines in days.items()
+        ]
+        return Text.join(blocks, Text("\n\n", ""))
+
+    @command("absagen", "cancel", examples=("!absagen 12", "!absagen 12 Wegen Regen"))
+    async def cancel(self, ctx: CommandContext) -> None:
+        village = ctx.require_village
+        prefix = self.bot.config.command_prefix
+        number = parse_number(ctx.args.text)
+        if number is None:
+            await ctx.reply("calendar.cancel_need_number", prefix=prefix)
+            return
+        items = self.bot.moderation.items
+        item = await items.get(village.id, number)
+        if item is None:
+            await ctx.reply("calendar.not_found", number=number, prefix=prefix)
+            return
+        if item.plugin != self.name:
+            await ctx.reply("calendar.not_an_event", number=number)
+            return
+        if ctx.sender not in (item.author, item.on_behalf_of) and ctx.role < Role.ORGANIZER:
+            await ctx.reply("calendar.cancel_not_allowed")
+            return
+        reason = rest_after_number(ctx.args.text) or None
+        pending = item.state == states.PENDING
+        closed = await self.bot.moderation.remove(
+            village,
+            item,
+            ctx.sender,
+            state=states.DELETED if pending else states.CANCELLED,
+            reason=reason,
+        )
+        if closed is None:
+            await ctx.reply(
+                "calendar.cancel_not_open", number=number, state=ctx.t(f"state.{item.state}")
+            )
+            return
+        await self.bot.moderation.log_action(
+            village.id, ctx.sender, "cancel", number=number, target=item.author, reason=reason
+        )
+        if pending:
+            await ctx.reply("calendar.withdrawn", number=number)
+            return
+        await self._announce_cancel(village, closed, reason)
+        if ctx.sender != closed.author:
+            t = self.bot.translator(village)
+            await self.bot.moderation.tell_author(
+                closed,
+                t(
+                    "calendar.told_cancelled",
+                    number=number,
+                    title=closed.title,
+                    actor=ctx.sender,
+                    reason=reason or "-",
+                ),
+                purpose="cancelled",
+                cause=ctx.event.event_id,
+            )
+        await ctx.reply("calendar.cancelled", number=number)
+
+    async def _announce_cancel(
+        self, village: VillageConfig, item: Item, reason: str | None
+    ) -> None:
+        room_id = self.bot.villages.room_id(village, "calendar")
+        if room_id is None:
+            return
+        t = self.bot.translator(village)
+        formatter = Formatter(t, village.tz)
+        stored = await self.events.get(item.id)
+        event = stored.event if stored else self.event_of(item)
+        series = event.series(item.id)
+        now = datetime.now(UTC)
+        upcoming = series.occurrences(now, now + timedelta(days=366))
+        if event.rrule:
+            when = t.plain("calendar.cancel_series", rule=formatter.repeat(event))
+        elif upcoming:
+            when = formatter.when(upcoming[0])
+        else:
+            when = formatter.day_text(event.start.date())
+        text = t(
+            "calendar.cancel_announcement",
+            number=item.number,
+            title=item.title,
+            when=when,
+            reason=Markup(t("calendar.cancel_reason", reason=reason)) if reason else "",
+        )
+        await self.bot.matrix.announce(room_id, text, key=item.key("calendar-cancel"))
+
+    @command("kalender", "calendar", examples=("!kalender",))
+    async def subscribe(self, ctx: CommandContext) -> None:
+        village = ctx.require_village
+        url = self.feed_url(village)
+        await ctx.reply(
+            "calendar.subscribe",
+            url=url,
+            village=village.name,
+            webcal="webcal://" + url.split("://", 1)[-1],
+        )
+
+    def feed_url(self, village: VillageConfig) -> str:
+        return f"{self.bot.config.http.public_url}/ical/{village.id}.ics"
+
+    @command(
+        "import", role=Role.ORGANIZER, examples=("!import https://example.org/abfallkalender.ics",)
+    )
+    async def import_url(self, ctx: CommandContext) -> None:
+        village = ctx.require_village
+        prefix = self.bot.config.command_prefix
+        url = ctx.args.words[0] if ctx.args.words else ""
+        if not url:
+            await ctx.reply("usage.import", prefix=prefix)
+            return
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            await ctx.reply("calendar.import_bad_url")
+            return
+        try:
+            data = await self.fetch(url)
+            result = await self.import_data(village, data, actor=ctx.sender, source=url)
+        except ImportFailure as exc:
+            await ctx.reply(exc.key, **exc.params)
+            return
+        await ctx.reply(self._import_text(ctx.t, result))
+
+    async def fetch(self, url: str) -> bytes:
+        """GET an ``.ics`` over http(s) with the configured time and size limits."""
+        limit = int(self.config["import_max_bytes"])
+        timeout = aiohttp.ClientTimeout(total=float(self.config["import_timeout"]))
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(
+                    url, headers={"Accept": "text/calendar, */*;q=0.5"}, max_redirects=5
+                ) as resp,
+            ):
+                if resp.status != 200:
+                    raise ImportFailure("calendar.import_http", status=resp.status)
+                if resp.content_length is not None and resp.content_length > limit:
+                    raise ImportFailure("calendar.import_too_large", max=_megabytes(limit))
+                data = bytearray()
+                async for chunk in resp.content.iter_chunked(65536):
+                    data += chunk
+                    if len(data) > limit:
+                        raise ImportFailure("calendar.import_too_large", max=_megabytes(limit))
+                return bytes(data)
+        except TimeoutError:
+            raise ImportFailure("calendar.import_timeout") from None
+        except aiohttp.ClientError as exc:
+            self.log.info("import from %s failed: %s", url, exc)
+            raise ImportFailure("calendar.import_unreachable") from None
+
+    async def import_data(
+        self, village: VillageConfig, data: bytes, *, actor: str, source: str
+    ) -> ImportResult:
+        """Import an ``.ics``: new UIDs become published events, known ones are updated.
+
+        Idempotent by UID: the same file twice changes nothing the second time.
+        Events cancelled here (``!absagen``) stay cancelled.
+        """
+        try:
+            parsed = await asyncio.to_thread(
+                parse_calendar,
+                data,
+                zone=village.tz,
+                now=datetime.now(UTC),
+                max_events=int(self.config["import_max_events"]),
+            )
+        except CalendarFormatError:
+            raise ImportFailure("calendar.import_invalid") from None
+        counts: Counter[str] = Counter()
+        items = self.bot.moderation.items
+        async with self.db.transaction():
+            known = await self.events.by_uid(village.id)
+            for event in parsed.events:
+                found = known.get(event.uid)
+                if found is None:
+                    if event.cancelled:
+                        counts["skipped"] += 1
+                        continue
+                    item, _ = await items.create(
+                        village=village.id,
+                        plugin=self.name,
+                        kind="event",
+                        state=states.PUBLISHED,
+                        author=actor,
+                        title=event.title,
+                        body=event.description,
+                        data=event_data(event, source),
+                    )
+                    await self.events.save(item.id, village.id, event, source=source)
+                    known[event.uid] = (item.id, event.fingerprint(), item.state)
+                    counts["new"] += 1
+                    continue
+                item_id, fingerprint, state = found
+                if state != states.PUBLISHED or fingerprint == event.fingerprint():
+                    counts["unchanged"] += 1
+                    continue
+                current = await items.get_by_id(item_id)
+                if current is None:
+                    continue
+                if event.cancelled:
+                    await items.transition(current, states.CANCELLED)
+                    counts["cancelled"] += 1
+                    continue
+                await items.update(
+                    current,
+                    title=event.title,
+                    body=event.description,
+                    data=event_data(event, source),
+                )
+                await self.events.replace(item_id, event)
+                counts["updated"] += 1
+        self.log.info("import into %s: %s", village.id, dict(counts))
+        return ImportResult(
+            new=counts["new"],
+            updated=counts["updated"],
+            unchanged=counts["unchanged"],
+            cancelled=counts["cancelled"],
+            skipped=counts["skipped"] + parsed.skipped,
+            past=parsed.past,
+        )
+
+    def _import_text(self, t: Translator, result: ImportResult) -> Text:
+        extra: list[Text] = []
+        if result.cancelled:
+            extra.append(t("calendar.import_cancelled", n=result.cancelled))
+        if result.past:
+            extra.append(t("calendar.import_past", n=result.past))
+        if result.skipped:
+            extra.append(t("calendar.import_skipped", n=result.skipped))
+        return t(
+            "calendar.import_done",
+            new=result.new,
+            updated=result.updated,
+            unchanged=result.unchanged,
+            extra=Markup(Text.join(extra, Text("", ""))),
+            prefix=self.bot.config.command_prefix,
+        )
+
+    # ------------------------------------------------------------------ event hooks
+
+    async def on_message(self, event: MessageEvent) -> None:
+        """An ``.ics`` file posted by an organizer in a village room is imported."""
+        if event.msgtype != "m.file":
+            return
+        info = self.bot.villages.room(event.room_id)
+        if info is None:
+            return
+        content = event.content
+        raw_info = content.get("info")
+        file_info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
+        name = str(content.get("filename") or event.body).lower()
+        if not (name.endswith(".ics") or file_info.get("mimetype") == "text/calendar"):
+            return
+        if self.bot.role_in(info.village, event.sender) < Role.ORGANIZER:
+            return
+        village = info.village
+        t = self.bot.translator(village)
+        limit = int(self.config["import_max_bytes"])
+        url = content.get("url")
+        size = file_info.get("size")
+        try:
+            if not isinstance(url, str) or not url.startswith("mxc://"):
+                raise ImportFailure(
+                    "calendar.import_encrypted", prefix=self.bot.config.command_prefix
+                )
+            if isinstance(size, int) and size > limit:
+                raise ImportFailure("calendar.import_too_large", max=_megabytes(limit))
+            data = await self.bot.matrix.download(url)
+            if len(data) > limit:
+                raise ImportFailure("calendar.import_too_large", max=_megabytes(limit))
+            result = await self.import_data(
+                village, data, actor=event.sender, source=f"file:{name}"
+            )
+            text = self._import_text(t, result)
+        except ImportFailure as exc:
+            text = t(exc.key, **exc.params)
+        except Exception as exc:
+            self.log.warning("import of an attached file failed: %s", exc)
+            text = t("calendar.import_unreachable")
+        await self.bot.matrix.reply(
+            event.room_id, event.event_id, text, key=txn_id(event.event_id, "calendar-import")
+        )
+
+    async def on_reaction(self, event: ReactionEvent) -> None:
+        """👍 on a published event counts as taking part."""
+        if not event.key.startswith(RSVP_KEY):
+            return
+        info = self.bot.villages.room(event.room_id)
+        if info is None or event.sender == self.bot.matrix.user_id:
+            return
+        item = await self.bot.moderation.items.by_event("published_event", event.target)
+        if (
+            item is None
+            or item.plugin != self.name
+            or item.village != info.village.id
+            or item.state != states.PUBLISHED
+        ):
+            return
+        await self.events.add_rsvp(item.id, event.sender, event.event_id)
+
+    # ------------------------------------------------------------------ digests
+
+    async def _digest_job(self, village_id: str) -> None:
+        village = self.bot.villages.get(village_id)
+        if village is None:
+            return
+        await self.run_digest(village, datetime.now(village.tz).date())
+
+    async def run_digest(self, village: VillageConfig, day: date) -> bool:
+        """Send the village's digest of ``day`` unless it was sent (or skipped) before.
+
+        The day is claimed in the database before anything is sent; the send
+        uses ``txn_id("digest", village, day)``, so a retry after a crash is
+        deduplicated by the homeserver. Returns whether this call sent it.
+        """
+        room_id = self.bot.villages.room_id(village, "calendar")
+        if room_id is None:
+            return False
+        start, end = day_bounds(village, day)
+        found = await self.occurrences(village, start, end)
+        key_day = day.isoformat()
+        if not found and not self.config["digest_when_empty"]:
+            if await self.events.claim_digest(village.id, key_day, state="empty"):
+                self.log.info("digest %s %s: no events", village.id, key_day)
+            return False
+        if not await self.events.claim_digest(village.id, key_day):
+            return False
+        await self._send_digest(village, day, found)
+        return True
+
+    async def _send_digest(
+        self, village: VillageConfig, day: date, found: list[tuple[StoredEvent, Occurrence]]
+    ) -> None:
+        room_id = self.bot.villages.room_id(village, "calendar")
+        if room_id is None:
+            return
+        t = self.bot.translator(village)
+        formatter = Formatter(t, village.tz)
+        if found:
+            lines = [formatter.line(s.number, s.event, occ, s.rsvps) for s, occ in found]
+            text = t(
+                "calendar.digest",
+                date=formatter.day_text(day),
+                village=village.name,
+                lines=Markup(Text.join(lines, Text("\n", ""))),
+            )
+        else:
+            text = t("calendar.digest_empty", date=formatter.day_text(day), village=village.name)
+        key_day = day.isoformat()
+        event_id = await self.bot.matrix.notice(
+            room_id, text, key=txn_id("digest", village.id, key_day)
+        )
+        await self.events.finish_digest(village.id, key_day, "sent", event_id)
+        self.log.info("digest %s %s sent (%d events)", village.id, key_day, len(found))
+
+    async def catch_up(self, now: datetime | None = None) -> None:
+        """At start: today's digest if it was missed (within the grace period), and
+        digests or reminders whose send was interrupted."""
+        now = now or datetime.now(UTC)
+        for village in self.bot.config.villages:
+            try:
+                await self._catch_up_digest(village, now)
+            except Exception:
+                self.log.exception("digest catch-up for %s failed", village.id)
+        try:
+            await self._resend_reminders(now)
+            await self.events.prune(now - timedelta(days=30))
+        except Exception:
+            self.log.exception("reminder catch-up failed")
+
+    async def _catch_up_digest(self, village: VillageConfig, now: datetime) -> None:
+        local = now.astimezone(village.tz)
+        day = local.date()
+        due = digest_due(village, day)
+        if local < due:
+            return  # the job will run at digest time
+        row = await self.events.digest_state(village.id, day.isoformat())
+        late = now - due
+        if row is not None:
+            if row["state"] == "sending" and late <= self.grace:
+                # claimed, but the send may not have finished: same key, same event
+                start, end = day_bounds(village, day)
+                await self._send_digest(village, day, await self.occurrences(village, start, end))
+            return
+        if late <= self.grace:
+            if await self.run_digest(village, day):
+                self.log.info("digest %s %s sent late (%s)", village.id, day, late)
+            return
+        first_start = not await self.events.any_digest(village.id)
+        if await self.events.claim_digest(village.id, day.isoformat(), state="skipped"):
+            if first_start:  # nothing was missed: the bot did not run before
+                return
+            self.log.warning(
+                "digest %s %s missed while down (%s late): skipped", village.id, day, late
+            )
+
+    # ------------------------------------------------------------------ reminders
+
+    async def run_reminders(self, now: datetime | None = None) -> int:
+        """Send due reminders (``remind_hours`` before each occurrence); returns how many."""
+        hours = self.remind_hours
+        if hours <= 0:
+            return 0
+        now = now or datetime.now(UTC)
+        lead = timedelta(hours=hours)
+        sent = 0
+        for village in self.bot.config.villages:
+            if self.bot.villages.room_id(village, "calendar") is None:
+                continue
+            for stored, occ in await self.occurrences(village, now, now + lead):
+                start = occ.start
+                remind_at = start - lead
+                if start <= now or remind_at > now:
+                    continue
+                created = await self._published_at(stored.item_id)
+                if created is not None and created > remind_at:
+                    await self.events.claim_reminder(stored.item_id, start, "late")
+                    continue
+                if now - remind_at > self.grace:
+                    if await self.events.claim_reminder(stored.item_id, start, "skipped"):
+                        self.log.warning(
+                            "reminder for item %s at %s missed while down: skipped",
+                            stored.item_id,
+                            start,
+                        )
+                    continue
+                if not await self.events.claim_reminder(stored.item_id, start, "sending"):
+                    continue
+                await self._send_reminder(village, stored, occ)
+                sent += 1
+        return sent
+
+    async def _published_at(self, item_id: int) -> datetime | None:
+        value = await self.db.fetchval("SELECT published_at FROM items WHERE id = ?", (item_id,))
+        return datetime.fromtimestamp(value, UTC) if value else None
+
+    async def _send_reminder(
+        self, village: VillageConfig, stored: StoredEvent, occ: Occurrence
+    ) -> None:
+        room_id = self.bot.villages.room_id(village, "calendar")
+        if room_id is None:
+            return
+        t = self.bot.translator(village)
+        formatter = Formatter(t, village.tz)
+        text = t(
+            "calendar.reminder",
+            number=stored.number,
+            title=stored.event.title,
+            when=formatter.when(occ),
+            location=Markup(t("calendar.line_location", location=stored.event.location))
+            if stored.event.location
+            else "",
+        )
+        await self.bot.matrix.announce(
+            room_id,
+            text,
+            key=txn_id(
+                "calendar-reminder", stored.village, stored.event.uid, occ.start.isoformat()
+            ),
+        )
+        await self.events.finish_reminder(stored.item_id, occ.start)
+
+    async def _resend_reminders(self, now: datetime) -> None:
+        """Reminders claimed but maybe not sent (a crash): again, with the same key."""
+        lead = timedelta(hours=self.remind_hours)
+        for row in await self.events.unsent_reminders(now):
+            start = datetime.fromtimestamp(row["occurrence"], UTC)
+            if now - (start - lead) > self.grace:
+                continue
+            stored = await self.events.get(row["item_id"])
+            village = self.bot.villages.get(stored.village) if stored else None
+            if stored is None or village is None or stored.state != states.PUBLISHED:
+                continue
+            for occ in stored.series().occurrences(start, start + timedelta(seconds=1)):
+                if occ.start == start:
+                    await self._send_reminder(village, stored, occ)
+
+    # ------------------------------------------------------------------ iCal
+
+    async def feed(self, village: VillageConfig, now: datetime | None = None) -> str:
+        """The village's published events as an iCalendar document."""
+        now = now or datetime.now(UTC)
+        since = now - timedelta(days=int(self.config["feed_past_days"]))
+        stored = await self.events.feed(village.id, since)
+        return render_feed(
+            [s.event for s in stored], name=village.name, tz=village.timezone, stamp=now
+        )
+
+    async def serve_feed(self, request: web.Request) -> web.StreamResponse:
+        village = self.bot.villages.get(request.match_info.get("village", ""))
+        if village is None:
+            raise web.HTTPNotFound()
+        started = time.monotonic()
+        body = (await self.feed(village)).encode()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        headers = {"ETag": etag, "Cache-Control": "max-age=300"}
+        if etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        self.log.debug(
+            "feed %s rendered in %.1f ms", village.id, (time.monotonic() - started) * 1000
+        )
+        return web.Response(
+            body=body,
+            content_type="text/calendar",
+            charset="utf-8",
+            headers={**headers, "Content-Disposition": f'inline; filename="{village.id}.ics"'},
+        )
+
+    # ------------------------------------------------------------------ privacy
+
+    async def export_user_data(self, user_id: str) -> dict[str, Any]:
+        rows = await self.events.rsvps_of(user_id)
+        return {
+            "rsvps": [
+                {
+                    "village": r["village"],
+                    "number": r["number"],
+                    "title": r["title"],
+                    "at": datetime.fromtimestamp(r["created_at"], UTC).isoformat(),
+                }
+                for r in rows
+            ]
+        }
+
+    async def forget_user(self, user_id: str) -> None:
+        await self.events.forget(user_id)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def event_data(event: CalendarEvent, source: str | None = None) -> dict[str, Any]:
+    """What an item's ``data`` keeps of an event (the queue and !meine render from it)."""
+    return {
+        "uid": event.uid,
+        "start": event.start.isoformat(),
+        "end": event.end.isoformat() if event.end else None,
+        "tz": event.tz,
+        "all_day": event.all_day,
+        "rrule": event.rrule,
+        "exdates": [d.isoformat() for d in event.exdates],
+        "location": event.location or None,
+        "url": event.url or None,
+        "source": source,
+    }
+
+
+def digest_clock(village: VillageConfig) -> tuple[int, int]:
+    hour, _, minute = village.digest_time.partition(":")
+    return int(hour), int(minute or 0)
+
+
+def digest_due(village: VillageConfig, day: date) -> datetime:
+    """When the digest of ``day`` is due (aware, village time)."""
+    hour, minute = digest_clock(village)
+    naive = datetime(day.year, day.month, day.day, hour, minute)
+    return naive.replace(tzinfo=village.tz)
+
+
+def day_bounds(village: VillageConfig, day: date) -> tuple[datetime, datetime]:
+    """Start and end of a local day as aware datetimes (23 or 25 hours at DST changes)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=village.tz)
+    following = day + timedelta(days=1)
+    end = datetime(following.year, following.month, following.day, tzinfo=village.tz)
+    return start, end
+
+
+def parse_number(text: str) -> int | None:
+    """``12``, ``Nr. 12``, ``#12`` -> 12."""
+    words = text.split()
+    if not words:
+        return None
+    word = words[0].lower()
+    if word in ("nr", "nr.", "no", "no.") and len(words) > 1:
+        word = words[1]
+    word = word.removeprefix("nr.").removeprefix("nr").lstrip("#").strip()
+    return int(word) if word.isdigit() and len(word) < 10 else None
+
+
+def rest_after_number(text: str) -> str:
+    words = text.split()
+    if words and words[0].lower() in ("nr", "nr.", "no", "no.") and len(words) > 1:
+        words = words[1:]
+    return " ".join(words[1:]).strip()
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:g}"
+
+
+__all__ = ["CalendarPlugin"]
