@@ -83,6 +83,22 @@ async def world(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[World]:
     await world.close()
 
 
+@pytest.fixture
+async def encrypted_world(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[World]:
+    """Announcements room end-to-end encrypted, as Element makes private rooms."""
+    world = await build_world(
+        homeserver,
+        tmp_path,
+        residents=1,
+        plugin_classes=PLUGINS,
+        config_options={"commands_per_minute": 1000},
+        encrypted=("announcements", "chat"),
+    )
+    await world.start_bot()
+    yield world
+    await world.close()
+
+
 async def test_announcement_and_push_alert(world: World) -> None:
     organizer, resident, admin = world.village.organizer, world.resident, world.admin
     announcements, chat = world.room("announcements"), world.room("chat")
@@ -165,7 +181,8 @@ async def _sleep_until(moment: datetime) -> None:
 
 
 @pytest.mark.timeout(300)
-async def test_scheduled_fires_once_also_across_restarts(world: World) -> None:
+async def test_scheduled_fires_once_also_across_restarts(encrypted_world: World) -> None:
+    world = encrypted_world
     organizer = world.village.organizer
     announcements, chat = world.room("announcements"), world.room("chat")
     watcher = world.resident
@@ -206,6 +223,8 @@ async def test_scheduled_fires_once_also_across_restarts(world: World) -> None:
         announcements, from_bot(world, text=f"B{tag}", alert=False), timeout=30
     )
     assert "verspätet" in (body_of(late) or "")
+    # encrypted room: sent encrypted right after the restart, readable by the resident
+    assert watcher.was_encrypted(late["event_id"]) and watcher.was_encrypted(event["event_id"])
     await asyncio.sleep(3)
     assert count(watcher, announcements, a_sent) == 1
     assert count(watcher, announcements, from_bot(world, text=f"B{tag}")) == 1
