@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -40,7 +41,13 @@ SAMPLES = [
         "Benzin-Mäher, gerne gegen einen Kuchen :-)",
     ),
     ("bernd", "marketplace", "!suche Mitfahrt nach Soest am Dienstag #fahrdienst ortsteil:Süd"),
+    (
+        "verein",
+        "calendar",
+        "!termin jeden 1. Montag 19:30 Stammtisch Heimatverein wo:Dorfkrug",
+    ),
     ("verein", "announcements", "!ankuendigung Die Biotonne wird diese Woche am Freitag geleert."),
+    ("verein", "chat", "!link Gemeinde Musterdorf https://www.example.org"),
 ]
 
 
@@ -128,7 +135,12 @@ async def _demo(hs: Any, root: Path) -> None:
     for who, kind, text in SAMPLES:
         room_id = rooms[kind][0] if kind == "chat" else rooms[kind]
         with contextlib.suppress(Exception):
-            await people[who].command(room_id, text, timeout=10)
+            reply = await people[who].command(room_id, text, timeout=10)
+            waiting = re.search(r"Nr\. (\d+)\b.*wartet", reply["content"].get("body", ""))
+            if waiting:  # the sample moderator approves the residents' samples
+                await people["moderatorin"].command(
+                    rooms["moderation"], f"!freigeben {waiting.group(1)}", timeout=10
+                )
     for person in people.values():
         await person.close()
     print(_banner(hs.url, config_path), flush=True)
