@@ -208,6 +208,14 @@ class Bot:
             info = self.villages.room(room_id)
             if reaction is not None and info is not None:
                 await self._each_plugin("on_reaction", reaction)
+        elif kind == "m.room.redaction":
+            content = source.get("content") or {}
+            # room v11+ carry the target in content, older versions at the top level
+            redacts = (content.get("redacts") if isinstance(content, dict) else None) or source.get(
+                "redacts"
+            )
+            if isinstance(redacts, str) and self.villages.room(room_id) is not None:
+                await self._each_plugin("on_redaction", room_id, redacts, str(source.get("sender")))
         elif kind == "m.room.member":
             info = self.villages.room(room_id)
             content = source.get("content") or {}

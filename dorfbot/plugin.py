@@ -155,6 +155,9 @@ class Plugin:
     async def on_member_join(self, village: VillageConfig, room_id: str, user_id: str) -> None:
         """Someone joined a room of a village."""
 
+    async def on_redaction(self, room_id: str, redacted_event: str, sender: str) -> None:
+        """An event in a village room was redacted (e.g. a reaction taken back)."""
+
     # ------------------------------------------------------------ item hooks
     # For plugins whose items go through the moderation queue (dorfbot.moderation).
 

@@ -647,6 +647,10 @@ class CalendarPlugin(Plugin):
             return
         await self.events.add_rsvp(item.id, event.sender, event.event_id)
 
+    async def on_redaction(self, room_id: str, redacted_event: str, sender: str) -> None:
+        """Taking back the 👍 (redacting one's own reaction) withdraws the RSVP."""
+        await self.events.remove_rsvp(redacted_event, sender)
+
     # ------------------------------------------------------------------ digests
 
     async def _digest_job(self, village_id: str) -> None:

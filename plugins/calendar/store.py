@@ -72,7 +72,9 @@ MIGRATIONS = [
             sent_at REAL,
             PRIMARY KEY (item_id, occurrence)
         )""",
-    )
+    ),
+    # taking back a 👍 looks the RSVP up by its reaction event
+    sql_script("CREATE INDEX calendar_rsvps_reaction ON calendar_rsvps (reaction_event)"),
 ]
 
 _COLUMNS = "e.*, i.number, i.title, i.body, i.author, i.state, i.published_room, i.published_event"
@@ -256,6 +258,14 @@ class EventStore:
             (item_id, user_id, reaction_event, time.time()),
         )
         return count == 1
+
+    async def remove_rsvp(self, reaction_event: str, user_id: str) -> bool:
+        """A 👍 taken back (its reaction redacted by the person who gave it)."""
+        count = await self.db.execute_rowcount(
+            "DELETE FROM calendar_rsvps WHERE reaction_event = ? AND user_id = ?",
+            (reaction_event, user_id),
+        )
+        return count > 0
 
     async def rsvps_of(self, user_id: str) -> list[Row]:
         return await self.db.fetchall(

@@ -114,6 +114,11 @@ async def test_event_queue_list_rsvp_feed_and_cancel(calendar_world: World) -> N
     assert "📍 Gemeindehaus" in (body_of(published) or "")
 
     # Two residents take part; the bot counts 👍 reactions on the published message.
+    # A third thinks better of it: redacting the 👍 withdraws the RSVP.
+    # (Carol goes first, so "👍 2" can only show once her redaction has been handled.)
+    carol = world.village.helper
+    second_thoughts = await carol.react(cal, published["event_id"], "👍")
+    await carol.redact(cal, second_thoughts)
     await alice.react(cal, published["event_id"], "👍")
     await bob.react(cal, published["event_id"], "👍")
 
