@@ -347,6 +347,26 @@ class Matrix:
         resp = await self.client.download(mxc)
         return bytes(_check(resp, f"download {mxc}").body)
 
+    async def download_attachment(self, content: dict[str, Any]) -> bytes:
+        """The bytes of an ``m.file``/``m.image`` message, decrypted if it came encrypted."""
+        file = content.get("file")
+        if isinstance(file, dict) and isinstance(file.get("url"), str):
+            from nio.crypto import attachments
+
+            data = await self.download(file["url"])
+            try:
+                return bytes(
+                    attachments.decrypt_attachment(
+                        data, file["key"]["k"], file["hashes"]["sha256"], file["iv"]
+                    )
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise MatrixError(f"cannot decrypt attachment: {exc}") from exc
+        url = content.get("url")
+        if not isinstance(url, str) or not url.startswith("mxc://"):
+            raise MatrixError("message carries no attachment")
+        return await self.download(url)
+
     # ------------------------------------------------------------------ rooms
 
     async def open_private_room(

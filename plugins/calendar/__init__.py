@@ -51,7 +51,7 @@ from dorfbot.context import CommandContext, MessageEvent, ReactionEvent
 from dorfbot.dates import DateParseError, parse_time, parse_when
 from dorfbot.i18n import Markup, Text, Translator
 from dorfbot.items import Item
-from dorfbot.matrix import txn_id
+from dorfbot.matrix import MatrixError, txn_id
 from dorfbot.moderation import Blocked
 from dorfbot.plugin import Plugin
 from dorfbot.roles import Role
@@ -605,16 +605,17 @@ class CalendarPlugin(Plugin):
         village = info.village
         t = self.bot.translator(village)
         limit = int(self.config["import_max_bytes"])
-        url = content.get("url")
         size = file_info.get("size")
         try:
-            if not isinstance(url, str) or not url.startswith("mxc://"):
-                raise ImportFailure(
-                    "calendar.import_encrypted", prefix=self.bot.config.command_prefix
-                )
             if isinstance(size, int) and size > limit:
                 raise ImportFailure("calendar.import_too_large", max=_megabytes(limit))
-            data = await self.bot.matrix.download(url)
+            try:  # plain or encrypted (the file key travels in the encrypted event)
+                data = await self.bot.matrix.download_attachment(content)
+            except MatrixError as exc:
+                self.log.warning("attached calendar not readable: %s", exc)
+                raise ImportFailure(
+                    "calendar.import_encrypted", prefix=self.bot.config.command_prefix
+                ) from exc
             if len(data) > limit:
                 raise ImportFailure("calendar.import_too_large", max=_megabytes(limit))
             result = await self.import_data(
