@@ -50,7 +50,10 @@ def test_quoted_option_value_returns_to_text() -> None:
 def test_english_option_names_and_village() -> None:
     args = parse_args("Lawnmower district:Süd where:Barn until:20:00 village:musterdorf")
     assert (args.district, args.where, args.until, args.village) == (
-        "Süd", "Barn", "20:00", "musterdorf",
+        "Süd",
+        "Barn",
+        "20:00",
+        "musterdorf",
     )
     assert args.text == "Lawnmower"
 
@@ -112,3 +115,33 @@ def test_rate_limiter_window() -> None:
     assert not limiter.should_warn("u", now=4)
     assert limiter.hit("u", now=61)
     assert limiter.hit("other", now=3)
+
+
+# ------------------------------------------------------------------ properties
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+hostile_text = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=2000
+) | st.builds(lambda s, n: s * n, st.text(max_size=20), st.integers(0, 4000))
+
+
+@settings(max_examples=300, deadline=None)
+@given(hostile_text)
+def test_parse_args_never_fails_and_stays_clean(raw: str) -> None:
+    args = parse_args(raw)
+    assert len(args.raw) <= 4000
+    for value in (args.text, args.category, args.district, args.where, args.until, args.village):
+        if value:
+            assert not any(ch in value for ch in "\x00\x1b\x07")
+    assert "\n" not in args.text
+
+
+@settings(max_examples=300, deadline=None)
+@given(hostile_text, st.sampled_from(["!", "?", "."]))
+def test_split_command_never_fails(body: str, prefix: str) -> None:
+    result = split_command(body, prefix)
+    if result is not None:
+        name, _ = result
+        assert name and len(name) <= 32
