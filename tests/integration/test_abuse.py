@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from pathlib import Path
 
 from dorfbot.testing.homeserver import Homeserver
-from dorfbot.testing.resident import body_of, reply_target
+from dorfbot.testing.resident import ResidentError, body_of, reply_target
 from dorfbot.testing.village import build_world
 
 # Escaped text such as ``&lt;a href=&quot;javascript:`` is harmless; real tags are not.
@@ -81,5 +82,64 @@ async def test_hostile_display_name_and_title_never_reach_html(
                     assert not UNSAFE.search(html), html
                     checked += 1
         assert checked >= 4
+    finally:
+        await world.close()
+
+
+async def test_malformed_events_are_ignored_safely(homeserver: Homeserver, tmp_path: Path) -> None:
+    world = await build_world(homeserver, tmp_path, residents=1)
+    try:
+        await world.start_bot()
+        resident = world.resident
+        room = world.room("chat")
+        original = await resident.send(room, "hallo")
+        weird = [
+            {"msgtype": "m.text"},  # no body
+            {"msgtype": "m.text", "body": 42},
+            {"msgtype": "m.text", "body": ["!ping"]},
+            {"msgtype": "org.example.unknown", "body": "!ping"},
+            {"body": "!ping"},  # no msgtype
+            {
+                "msgtype": "m.text",
+                "body": "!ping",
+                "format": "org.matrix.custom.html",
+                "formatted_body": {"evil": True},
+            },
+            {
+                "msgtype": "m.text",
+                "body": "* !ping",
+                "m.new_content": {"msgtype": "m.text", "body": "!ping"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+            },
+            {"msgtype": "m.text", "body": "!ping", "m.relates_to": "not a dict"},
+        ]
+        sent: dict[int, str] = {}
+        for index, content in enumerate(weird):
+            try:  # Synapse itself refuses some of these; the rest reach the bot
+                sent[index] = await resident.send_event(room, "m.room.message", content)
+            except ResidentError:
+                continue
+        assert len(sent) >= 4
+        for content in (
+            {
+                "m.relates_to": {
+                    "rel_type": "m.annotation",
+                    "event_id": "$does-not-exist",
+                    "key": "✅",
+                }
+            },
+            {"m.relates_to": None},
+        ):
+            with contextlib.suppress(ResidentError):
+                await resident.send_event(room, "m.reaction", content)
+        await resident.redact(room, original)
+        alive = await resident.command(room, "!ping", timeout=15)
+        assert body_of(alive) == "pong"
+        await asyncio.sleep(1)
+        never = (0, 1, 2, 4, 6)  # no usable body or msgtype, or an edit: never a command
+        for index, event_id in sent.items():
+            if index in never:
+                assert not resident.replies_to(event_id), weird[index]
+        assert world.bot is not None and world.bot.metrics.errors._value.get() == 0
     finally:
         await world.close()
