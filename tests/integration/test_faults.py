@@ -175,8 +175,8 @@ async def test_rate_limited_burst_is_answered_completely(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     # Synapse's own limiter with a 10-message burst; the rate is raised from the
-    # default 0.2/s to 2/s only to keep the test short: the bot hits 429 all the same.
-    with Homeserver(tmp_path_factory.mktemp("ratelimit-hs"), message_rate=(2.0, 10)) as hs:
+    # default 0.2/s to 4/s only to keep the test short: the bot hits 429 all the same.
+    with Homeserver(tmp_path_factory.mktemp("ratelimit-hs"), message_rate=(4.0, 10)) as hs:
         world = await build_world(
             hs, tmp_path, residents=10, config_options={"commands_per_minute": 100_000}
         )
