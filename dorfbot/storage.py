@@ -15,6 +15,7 @@ database whose version is newer than the code is refused.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -41,7 +42,9 @@ class Database:
         self.path = Path(path) if str(path) != ":memory:" else path
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._in_tx: asyncio.Task[Any] | None = None
+        self._tx_owner: contextvars.ContextVar[Database | None] = contextvars.ContextVar(
+            f"dorfbot-tx-{id(self)}", default=None
+        )
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -77,14 +80,18 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Database]:
-        """``async with db.transaction():`` — all statements inside commit together."""
-        task = asyncio.current_task()
-        if self._in_tx is task:  # nested: join the outer transaction
+        """``async with db.transaction():`` — all statements inside commit together.
+
+        Nesting joins the outer transaction. "Inside" follows the async context
+        (a ContextVar), so helpers called from the body take part, and a BEGIN
+        that fails leaves no trace behind.
+        """
+        if self._tx_owner.get() is self:
             yield self
             return
         async with self._lock:
-            self._in_tx = task
             await self.conn.execute("BEGIN IMMEDIATE")
+            token = self._tx_owner.set(self)
             try:
                 yield self
             except BaseException:
@@ -93,13 +100,13 @@ class Database:
             else:
                 await self.conn.execute("COMMIT")
             finally:
-                self._in_tx = None
+                self._tx_owner.reset(token)
 
     @asynccontextmanager
     async def _statement(self) -> AsyncIterator[aiosqlite.Connection]:
-        # One connection: a statement of another task must never land inside an
-        # open transaction, so outside our own transaction we take the lock too.
-        if self._in_tx is not None and self._in_tx is asyncio.current_task():
+        # One connection: a statement from outside a transaction must never land
+        # inside another task's open transaction, so it takes the lock too.
+        if self._tx_owner.get() is self:
             yield self.conn
         else:
             async with self._lock:

@@ -92,3 +92,27 @@ async def test_transactions_do_not_interleave(tmp_path: Path) -> None:
     await asyncio.gather(*(bump() for _ in range(50)))
     assert await db.fetchval("SELECT n FROM c") == 50
     await db.close()
+
+
+async def test_a_failed_begin_leaves_no_phantom_transaction(tmp_path: Path) -> None:
+    db = Database(tmp_path / "dorfbot.db")
+    await db.open()
+    await db.execute("CREATE TABLE t (x)")
+    real_execute = db.conn.execute
+    failures = iter([True])
+
+    def execute(sql: str, *args: object):  # type: ignore[no-untyped-def]
+        if sql == "BEGIN IMMEDIATE" and next(failures, False):
+            raise sqlite3.OperationalError("database is locked")
+        return real_execute(sql, *args)
+
+    db.conn.execute = execute  # type: ignore[method-assign]
+    with pytest.raises(sqlite3.OperationalError):
+        async with db.transaction():
+            pass
+    with pytest.raises(RuntimeError):
+        async with db.transaction():
+            await db.execute("INSERT INTO t VALUES (1)")
+            raise RuntimeError("roll me back")
+    assert await db.fetchval("SELECT count(*) FROM t") == 0
+    await db.close()
