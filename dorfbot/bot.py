@@ -27,7 +27,7 @@ from dorfbot.commands import (
 from dorfbot.config import Config, VillageConfig
 from dorfbot.context import CommandContext, MessageEvent, ReactionEvent
 from dorfbot.i18n import CORE_LOCALES, Catalogs, Translator
-from dorfbot.matrix import Matrix
+from dorfbot.matrix import Matrix, txn_id
 from dorfbot.moderation import Moderation
 from dorfbot.plugin import Plugin, Scheduler
 from dorfbot.plugin_loader import discover, locales_dir
@@ -105,6 +105,7 @@ class Bot:
         await self.matrix.login(self.config.password, self.config.access_token)
         for problem in await self.villages.resolve():
             log.error("room not found: %s", problem)
+        self.matrix.village_rooms = set(self.villages.all_room_ids())
         for plugin in self.plugins.values():
             await plugin.start()
         self.aps.start()
@@ -245,7 +246,12 @@ class Bot:
         self._undecryptable_notified.add(sender)
         info = self.villages.room(room_id)
         t = self.translator(info.village if info else None)
-        await self.matrix.reply(room_id, str(source.get("event_id")), t("core.undecryptable"))
+        await self.matrix.reply(
+            room_id,
+            str(source.get("event_id")),
+            t("core.undecryptable"),
+            key=txn_id(source.get("event_id"), "undecryptable"),
+        )
 
     async def on_message(self, event: MessageEvent) -> None:
         split = split_command(event.body, self.config.command_prefix)
@@ -255,7 +261,10 @@ class Bot:
         started = time.monotonic()
         name, rest = split
         outcome = await self.dispatch(event, name, rest)
-        self.metrics.observe_command(name, outcome, time.monotonic() - started)
+        spec = self.commands.get(name)
+        # label by the declared name only: arbitrary words must not create metric series
+        label = spec.name if spec is not None else "unknown"
+        self.metrics.observe_command(label, outcome, time.monotonic() - started)
 
     async def dispatch(self, event: MessageEvent, name: str, rest: str) -> str:
         """Route one command; returns the outcome label for metrics."""
@@ -288,12 +297,14 @@ class Bot:
             t = self.translator(village)
 
         spec = self.commands.get(name)
-        role = role_of(
-            self.config,
-            village,
-            event.sender,
-            self.villages.moderation_power(village, event.sender) if village else None,
-        )
+        role = self.role_in(village, event.sender)
+        # Counted by the time the message was sent, so a backlog answered after a
+        # restart is not mistaken for a flood; unknown commands count too.
+        sent_at = event.ts / 1000 if event.ts else None
+        if not self.rate_limiter.hit(event.sender, sent_at) and role < Role.MODERATOR:
+            if self.rate_limiter.should_warn(event.sender, sent_at):
+                await reply("core.rate_limited")
+            return "rate_limited"
         if spec is None:
             suggestion = self.commands.suggest(name, lambda s: self._allowed(s, role, room_kind))
             if suggestion:
@@ -306,11 +317,6 @@ class Bot:
             else:
                 await reply("core.unknown_command", command=name, prefix=self.config.command_prefix)
             return "unknown"
-
-        if not self.rate_limiter.hit(event.sender) and role < Role.MODERATOR:
-            if self.rate_limiter.should_warn(event.sender):
-                await reply("core.rate_limited")
-            return "rate_limited"
         if spec.needs_village and village is None:
             villages = self.villages.of_user(event.sender)
             await reply(

@@ -324,6 +324,18 @@ def parse_config(
             reader.problem(f"villages[{i}].id", f"duplicate id {village.id!r}")
         seen[village.id] = i
 
+    room_keys: dict[str, str] = {}
+    for i, village in enumerate(villages):
+        for kind, room in village.rooms.all():
+            where = f"villages[{i}].rooms.{kind}"
+            if room in room_keys:
+                reader.problem(
+                    where,
+                    f"{room} is already {room_keys[room]}; a room serves one "
+                    "village and one purpose",
+                )
+            room_keys.setdefault(room, where)
+
     plugins = reader.mapping(raw, "plugins", "")
     for name, section in plugins.items():
         if section is not None and not isinstance(section, dict):
@@ -343,7 +355,7 @@ def parse_config(
         admins=reader.text_list(raw, "admins", "", pattern=MATRIX_USER),
         villages=tuple(villages),
         plugins={k: dict(v or {}) for k, v in plugins.items() if isinstance(v, dict | None)},
-        max_catchup_hours=reader.number(raw, "max_catchup", "", 24.0),
+        max_catchup_hours=reader.number(raw, "max_catchup", "", 24.0, minimum=0.1),
         commands_per_minute=int(reader.number(raw, "commands_per_minute", "", 20, minimum=1)),
         encryption=bool(raw.get("encryption", True)),
         trust=trust,

@@ -12,6 +12,7 @@ renders and publishes its items through two hooks,
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 import re
@@ -38,6 +39,11 @@ log = logging.getLogger(__name__)
 
 APPROVE_KEYS = ("✅", "✔️", "✔", "👍")
 REJECT_KEYS = ("❌", "✖️", "👎")
+
+
+def pseudonym(user_id: str) -> str:
+    """What a block keeps of a user who asked to be forgotten: enough to keep the block."""
+    return "forgotten:" + hashlib.sha256(user_id.encode()).hexdigest()
 
 
 class Blocked(Exception):
@@ -68,15 +74,18 @@ class Moderation:
     # ------------------------------------------------------------------ queries
 
     async def blocked_until(self, village: str, user_id: str) -> tuple[bool, float | None]:
+        """Whether a user is blocked (also after ``!vergessen``, by pseudonym) and until when."""
+        names = (user_id, pseudonym(user_id))
         row = await self.bot.db.fetchone(
-            "SELECT until FROM blocks WHERE village = ? AND user_id = ?", (village, user_id)
+            "SELECT user_id, until FROM blocks WHERE village = ? AND user_id IN (?, ?)",
+            (village, *names),
         )
         if row is None:
             return False, None
         until = row["until"]
         if until is not None and until < time.time():
             await self.bot.db.execute(
-                "DELETE FROM blocks WHERE village = ? AND user_id = ?", (village, user_id)
+                "DELETE FROM blocks WHERE village = ? AND user_id = ?", (village, row["user_id"])
             )
             return False, None
         return True, until

@@ -18,6 +18,7 @@ from dorfbot import items as states
 from dorfbot.commands import command
 from dorfbot.context import CommandContext
 from dorfbot.items import Item
+from dorfbot.moderation import pseudonym
 from dorfbot.plugin import Plugin
 
 CONFIRM_SECONDS = 600
@@ -137,7 +138,10 @@ class PrivacyPlugin(Plugin):
             await db.execute(
                 "UPDATE items SET decided_by = ? WHERE decided_by = ?", (FORGOTTEN, user_id)
             )
-            await db.execute("DELETE FROM blocks WHERE user_id = ?", (user_id,))
+            # A block outlives the erasure (abuse prevention), under a pseudonym only.
+            await db.execute(
+                "UPDATE blocks SET user_id = ? WHERE user_id = ?", (pseudonym(user_id), user_id)
+            )
             await db.execute(
                 "UPDATE blocks SET blocked_by = ? WHERE blocked_by = ?", (FORGOTTEN, user_id)
             )

@@ -178,8 +178,11 @@ class EventStream:
 
     async def _process(self, resp: nio.SyncResponse) -> None:
         for room_id, info in resp.rooms.invite.items():
-            inviter, is_direct = _invite_details(info, self.matrix.user_id)
-            await self.on_invite(room_id, inviter, is_direct)
+            try:  # one odd invite must not hold up every room's commands
+                inviter, is_direct = _invite_details(info, self.matrix.user_id)
+                await self.on_invite(room_id, inviter, is_direct)
+            except Exception:
+                log.exception("handling the invite to %s failed", room_id)
         for room_id, info in resp.rooms.join.items():
             events = list(info.timeline.events)
             if info.timeline.limited and info.timeline.prev_batch:
@@ -199,20 +202,23 @@ class EventStream:
                 room_id, start=start, direction=nio.MessageDirection.back, limit=PAGE_SIZE
             )
             if isinstance(resp, nio.RoomMessagesError):
-                log.warning("back-pagination in %s failed: %s", room_id, resp.message)
-                break
+                # Retry the whole round (the sync token is not saved), never skip the gap.
+                raise ConnectionError(f"back-pagination in {room_id} failed: {resp.message}")
             reached = False
             for event in resp.chunk:
                 source = getattr(event, "source", {}) or {}
-                if source.get("origin_server_ts", 0) < cutoff or await self.is_handled(
-                    source.get("event_id", "")
-                ):
+                stamp = source.get("origin_server_ts")
+                if not isinstance(stamp, int):
+                    continue  # malformed; _deliver would drop it anyway
+                if stamp < cutoff or await self.is_handled(str(source.get("event_id", ""))):
                     reached = True
                     break
                 older.append(event)
             if reached or not resp.chunk or not resp.end or resp.end == start:
                 break
             start = resp.end
+        else:
+            log.warning("back-pagination in %s stopped after %d pages", room_id, MAX_BACKFILL_PAGES)
         log.info("back-paginated %d events in %s", len(older), room_id)
         older.reverse()
         return older
@@ -297,5 +303,6 @@ def _invite_details(info: Any, own_user_id: str) -> tuple[str | None, bool]:
         source = getattr(event, "source", {}) or {}
         if source.get("type") == "m.room.member" and source.get("state_key") == own_user_id:
             inviter = source.get("sender")
-            direct = bool(source.get("content", {}).get("is_direct"))
+            content = source.get("content")
+            direct = isinstance(content, dict) and content.get("is_direct") is True
     return inviter, direct

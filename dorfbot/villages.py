@@ -74,5 +74,8 @@ class Villages:
         return found
 
     def moderation_power(self, village: VillageConfig, user_id: str) -> int | None:
+        """Power level in the moderation room, counted only while the user is a member."""
         room_id = self.room_id(village, "moderation")
-        return self.matrix.power_level(room_id, user_id) if room_id else None
+        if room_id is None or user_id not in self.matrix.members(room_id):
+            return None
+        return self.matrix.power_level(room_id, user_id)

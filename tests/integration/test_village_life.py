@@ -105,6 +105,8 @@ async def test_mydata_and_forgetme(world: World) -> None:
     assert "welcome" in export
     assert other.user_id not in json.dumps(export)
     room = world.room("chat")
+    blocked = await world.moderator.command(world.room("moderation"), f"!sperren {person.user_id}")
+    assert "nichts mehr" in (body_of(blocked) or "")
     ask = await person.command(room, "!vergessen")
     assert "vergessen ja" in (body_of(ask) or "")
     done = await person.command(room, "!vergessen ja")
@@ -119,6 +121,9 @@ async def test_mydata_and_forgetme(world: World) -> None:
                 (f"%{person.user_id}%",),
             )
             assert hit == 0, f"{table}.{column} still holds the user"
+    # erasure is no way around a block: it survives under a pseudonym
+    again = await person.command(world.room("marketplace"), "!biete Neuanfang #garten")
+    assert "gesperrt" in (body_of(again) or "")
 
 
 async def test_backup_while_writing_and_metrics(world: World, tmp_path: Path) -> None:
