@@ -9,6 +9,7 @@ sending API), ``villages``, ``translator()``, ``db``, ``web``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -39,6 +40,8 @@ from dorfbot.villages import DM, Villages
 from dorfbot.web import WebServer
 
 log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 10
 
 
 class Bot:
@@ -146,6 +149,11 @@ class Bot:
 
     async def stop(self) -> None:
         self.stream.stop()
+        if self._task is not None and not self._task.done() and self.stream.in_round:
+            # Let the round in progress finish (replies sent *and* recorded) rather than
+            # cutting a handler between its send and its bookkeeping.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE_SECONDS)
         if self._task is not None and not self._task.done():
             self._task.cancel()
             try:

@@ -279,23 +279,32 @@ class Moderation:
             return "moderation.not_found", None
         if actor == item.author:
             return "moderation.own_item", item
-        if item.state != states.PENDING:
-            return "moderation.not_pending", item
         new_state = states.PUBLISHED if approve else states.REJECTED
-        decided = await self.items.transition(
-            item, new_state, decided_by=actor, decided_at=time.time(), reason=reason
+        # The same approval again after a crash between deciding and publishing:
+        # finish the job (every send below is idempotent) instead of "not pending".
+        resuming = (
+            approve
+            and item.state == states.PUBLISHED
+            and item.decided_by == actor
+            and item.published_event is None
         )
-        if decided is None:
+        if item.state != states.PENDING and not resuming:
             return "moderation.not_pending", item
-        item = decided
-        await self.log_action(
-            village.id,
-            actor,
-            "approve" if approve else "reject",
-            number=number,
-            target=item.author,
-            reason=reason,
-        )
+        if not resuming:
+            decided = await self.items.transition(
+                item, new_state, decided_by=actor, decided_at=time.time(), reason=reason
+            )
+            if decided is None:
+                return "moderation.not_pending", item
+            item = decided
+            await self.log_action(
+                village.id,
+                actor,
+                "approve" if approve else "reject",
+                number=number,
+                target=item.author,
+                reason=reason,
+            )
         if approve:
             item = await self._publish(item)
         else:

@@ -79,6 +79,8 @@ class EventStream:
         self.started_at = time.time()
         self.first_start = False
         self.last_sync_at: float | None = None
+        self.in_round = False
+        """True while a sync's events are being handled (a stop waits for it)."""
         self.first_round_done = asyncio.Event()
         """Set after the first complete round (keys uploaded, backlog handled)."""
         self._stop = asyncio.Event()
@@ -133,6 +135,7 @@ class EventStream:
                 )
                 if isinstance(resp, nio.SyncError):
                     raise ConnectionError(f"sync failed: {resp.message}")
+                self.in_round = True
                 if full_state:
                     # nio has filled the room state: sends may go out from here on,
                     # including replies to commands that arrived while we were down.
@@ -144,6 +147,7 @@ class EventStream:
                 token = resp.next_batch
                 await self._set_state("next_batch", token)
                 self.last_sync_at = time.time()
+                self.in_round = False
                 self.first_round_done.set()
                 if self.on_synced:
                     await self.on_synced()
@@ -151,6 +155,7 @@ class EventStream:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the loop must survive anything the server does
+                self.in_round = False
                 failures += 1
                 delay = min(30.0, 0.5 * 2 ** min(failures, 6))
                 log.warning("sync problem (%s), retrying in %.1f s", exc, delay)

@@ -85,3 +85,25 @@ async def test_a_moderator_cannot_act_on_another_village(offline: OfflineBot) ->
     assert outcome == "refused"
     fresh = await store.get("v1", item.number)
     assert fresh is not None and fresh.state == "pending"
+
+
+async def test_an_interrupted_approval_is_finished_when_repeated(offline: OfflineBot) -> None:
+    store = offline.bot.moderation.items
+    item, _ = await store.create(
+        village="v0",
+        plugin="marketplace",
+        kind="offer",
+        state="pending",
+        author="@someone:test",
+        title="Rad",
+    )
+    # the crash happened after the state change, before the marketplace message
+    await store.transition(item, "published", decided_by="@mod0:test")
+    await offline.command("!moderation0:test", "@mod0:test", f"!freigeben {item.number}")
+    fresh = await store.get("v0", item.number)
+    assert fresh is not None and fresh.published_event is not None
+    assert any(s.room_id == "!marketplace0:test" for s in offline.sent)
+    # a different moderator gets the plain answer
+    offline.sent.clear()
+    await offline.command("!moderation0:test", "@admin:test", f"!freigeben {item.number}")
+    assert not any(s.room_id == "!marketplace0:test" for s in offline.sent)
