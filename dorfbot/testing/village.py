@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,32 @@ from dorfbot.bot import Bot
 from dorfbot.config import Config, parse_config
 from dorfbot.plugin import Plugin
 from dorfbot.testing.homeserver import Homeserver
-from dorfbot.testing.resident import Resident
+from dorfbot.testing.resident import Resident, body_of
 
 ROOM_KINDS = ("marketplace", "calendar", "announcements", "moderation", "chat")
+
+
+def is_edit(event: dict[str, Any]) -> bool:
+    """Whether a raw event replaces an earlier one (``m.replace``)."""
+    relates = event.get("content", {}).get("m.relates_to") or {}
+    return isinstance(relates, dict) and relates.get("rel_type") == "m.replace"
+
+
+def bot_message(world: World, *needles: str) -> Callable[[dict[str, Any]], bool]:
+    """Predicate: a new (not edited) message of the bot whose body contains every needle."""
+
+    def check(event: dict[str, Any]) -> bool:
+        body = body_of(event) or ""
+        return (
+            event.get("sender") == world.bot_user_id
+            and event.get("type") == "m.room.message"
+            and not is_edit(event)
+            and all(n in body for n in needles)
+        )
+
+    return check
+
+
 BOT_PASSWORD = "dorfbot-test-password"
 
 

@@ -16,7 +16,7 @@ from dorfbot.plugin import Plugin
 from dorfbot.plugin_loader import bundled_plugin
 from dorfbot.testing.homeserver import Homeserver
 from dorfbot.testing.resident import Resident, body_of, reply_target
-from dorfbot.testing.village import World, build_world
+from dorfbot.testing.village import World, bot_message, build_world
 
 Event = dict[str, Any]
 PLUGINS: list[type[Plugin]] = [CorePlugin, ModerationPlugin, bundled_plugin("marketplace")]
@@ -38,26 +38,6 @@ async def world(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[World]:
 
 def html_of(event: Event) -> str:
     return str(event.get("content", {}).get("formatted_body") or "")
-
-
-def is_edit(event: Event) -> bool:
-    relates = event.get("content", {}).get("m.relates_to") or {}
-    return relates.get("rel_type") == "m.replace"
-
-
-def bot_message(world: World, *needles: str) -> Callable[[Event], bool]:
-    """A new (not edited) message of the bot whose body contains every needle."""
-
-    def check(event: Event) -> bool:
-        body = body_of(event) or ""
-        return (
-            event.get("sender") == world.bot_user_id
-            and event.get("type") == "m.room.message"
-            and not is_edit(event)
-            and all(n in body for n in needles)
-        )
-
-    return check
 
 
 def edit_of(world: World, event_id: str, *needles: str) -> Callable[[Event], bool]:

@@ -7,7 +7,7 @@ asserted here is the queue's behaviour, seen by real residents and moderators.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from dorfbot.plugin import Plugin
 from dorfbot.plugin_loader import bundled_plugin
 from dorfbot.testing.homeserver import Homeserver
 from dorfbot.testing.resident import Resident, body_of, reply_target
-from dorfbot.testing.village import World, build_world
+from dorfbot.testing.village import World, bot_message, build_world
 
 Event = dict[str, Any]
 PLUGINS: list[type[Plugin]] = [CorePlugin, ModerationPlugin, bundled_plugin("marketplace")]
@@ -51,24 +51,6 @@ async def trusting_village(homeserver: Homeserver, tmp_path: Path) -> AsyncItera
     )
     yield world
     await world.close()
-
-
-def is_edit(event: Event) -> bool:
-    relates = event.get("content", {}).get("m.relates_to") or {}
-    return relates.get("rel_type") == "m.replace"
-
-
-def bot_message(world: World, *needles: str) -> Callable[[Event], bool]:
-    def check(event: Event) -> bool:
-        body = body_of(event) or ""
-        return (
-            event.get("sender") == world.bot_user_id
-            and event.get("type") == "m.room.message"
-            and not is_edit(event)
-            and all(n in body for n in needles)
-        )
-
-    return check
 
 
 async def ask(person: Resident, room: str, command: str) -> str:
