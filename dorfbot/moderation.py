@@ -570,6 +570,17 @@ class ModerationPlugin(Plugin):
         )
         await ctx.reply("moderation.removed", number=item.number)
 
+    async def _user_or_usage(self, ctx: CommandContext) -> tuple[str | None, str]:
+        """The Matrix ID a command names (and the rest), or None after explaining how."""
+        user, rest = _user_argument(ctx)
+        if user is None:
+            await ctx.reply(
+                "moderation.need_user",
+                prefix=self.bot.config.command_prefix,
+                command=ctx.spec.name,
+            )
+        return user, rest
+
     @command(
         "sperren",
         "block",
@@ -579,13 +590,8 @@ class ModerationPlugin(Plugin):
     )
     async def block(self, ctx: CommandContext) -> None:
         village = ctx.require_village
-        user, rest = _user_argument(ctx)
+        user, rest = await self._user_or_usage(ctx)
         if user is None:
-            await ctx.reply(
-                "moderation.need_user",
-                prefix=self.bot.config.command_prefix,
-                command=ctx.spec.name,
-            )
             return
         days: float | None = None
         match = _DAYS.match(rest)
@@ -618,13 +624,8 @@ class ModerationPlugin(Plugin):
     )
     async def unblock(self, ctx: CommandContext) -> None:
         village = ctx.require_village
-        user, _ = _user_argument(ctx)
+        user, _ = await self._user_or_usage(ctx)
         if user is None:
-            await ctx.reply(
-                "moderation.need_user",
-                prefix=self.bot.config.command_prefix,
-                command=ctx.spec.name,
-            )
             return
         count = await self.bot.db.execute_rowcount(
             "DELETE FROM blocks WHERE village = ? AND user_id = ?", (village.id, user)
