@@ -68,7 +68,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
-    print(f"{args.config}: OK ({len(config.villages)} villages)")
+    from dorfbot.plugin_loader import discover
+
+    names = [cls.name for cls in discover()]
+    unknown = sorted(set(config.plugins) - set(names))
+    if unknown:
+        print(f"Configuration problems in {args.config}:", file=sys.stderr)
+        for name in unknown:
+            print(f"  plugins.{name}: no such plugin (have: {', '.join(names)})", file=sys.stderr)
+        return 2
+    enabled = [n for n in names if config.plugins.get(n, {}).get("enabled", True) is not False]
+    print(f"{args.config}: OK ({len(config.villages)} villages; plugins: {', '.join(enabled)})")
     return 0
 
 

@@ -1,10 +1,10 @@
 """Finding plugins, in this order:
 
 1. the core's own commands (``builtin``, ``moderation``, ``privacy`` in ``dorfbot/``);
-2. the bundled plugins, found by path — the repository's ``plugins/`` folder in
-   a checkout, or ``dorfbot/bundled_plugins`` inside an installed wheel. They are
-   imported under private module names (``dorfbot_plugin_<name>``), never as a
-   top-level package called ``plugins``;
+2. the bundled plugins, found by path at ``dorfbot/bundled_plugins``: in a checkout
+   and an editable install that is a symlink to the repository's ``plugins/``
+   folder, in a wheel a copy of it. They are imported under private module names
+   (``dorfbot_plugin_<name>``), never as a top-level package called ``plugins``;
 3. third-party plugins from the ``dorfbot.plugins`` entry-point group.
 
 A later plugin with the same ``name`` as an earlier one is refused.
@@ -27,13 +27,12 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "dorfbot.plugins"
 
 
+BUNDLED_PLUGINS_DIR = Path(__file__).parent / "bundled_plugins"
+
+
 def bundled_plugins_dir() -> Path | None:
-    """Where the bundled plugins are: inside the wheel, or beside the package in a checkout."""
-    package = Path(__file__).resolve().parent
-    for candidate in (package / "bundled_plugins", package.parent / "plugins"):
-        if candidate.is_dir():
-            return candidate
-    return None
+    """Where the bundled plugins are (the same place in a checkout, editable install and wheel)."""
+    return BUNDLED_PLUGINS_DIR if BUNDLED_PLUGINS_DIR.is_dir() else None
 
 
 def load_package(path: Path) -> ModuleType:

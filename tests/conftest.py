@@ -25,8 +25,7 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]
 @pytest.fixture
 async def world(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[World]:
     """A village (German) with its rooms and people, and the bot running."""
-    world = await build_world(homeserver, tmp_path,
-                              config_options={"commands_per_minute": 1000})
+    world = await build_world(homeserver, tmp_path, config_options={"commands_per_minute": 1000})
     await world.start_bot()
     yield world
     await world.close()
@@ -35,7 +34,6 @@ async def world(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[World]:
 @pytest.fixture
 async def world_unstarted(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[World]:
     """Like ``world`` but the bot is not started yet."""
-    world = await build_world(homeserver, tmp_path,
-                              config_options={"commands_per_minute": 1000})
+    world = await build_world(homeserver, tmp_path, config_options={"commands_per_minute": 1000})
     yield world
     await world.close()

@@ -94,9 +94,7 @@ async def test_burst_while_down_is_back_paginated(world: World) -> None:
     room = world.room("chat")
     await world.stop_bot()
     people = [world.resident, world.village.residents[1]]
-    sent = await asyncio.gather(*(
-        people[i % 2].send(room, f"!ping {i}") for i in range(130)
-    ))
+    sent = await asyncio.gather(*(people[i % 2].send(room, f"!ping {i}") for i in range(130)))
     await world.start_bot()
     for event_id in sent:
         await world.resident.wait_for(room, is_reply_to(event_id), timeout=60)

@@ -1,4 +1,8 @@
-"""The README's first command: ``dorfbot demo`` comes up, answers, and leaves nothing behind."""
+"""The README's first command: ``dorfbot demo`` comes up, answers, and leaves nothing behind.
+
+It runs the installed console script from a working directory outside the
+checkout, as a user's shell would.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ import asyncio
 import os
 import re
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
+from dorfbot.testing.commandline import installed_command, user_env
 from dorfbot.testing.resident import body_of
 
 pytestmark = pytest.mark.slow
@@ -19,13 +23,15 @@ pytestmark = pytest.mark.slow
 async def test_demo_runs_answers_and_stops_cleanly(tmp_path: Path) -> None:
     from nio import AsyncClient
 
+    work = tmp_path / "cwd"
+    work.mkdir()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dorfbot",
+        installed_command(),
         "demo",
         "--dir",
-        str(tmp_path),
+        str(tmp_path / "demo"),
+        cwd=work,
+        env=user_env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

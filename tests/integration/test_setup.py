@@ -18,28 +18,37 @@ async def test_setup_creates_and_repairs_without_duplicates(
     bot_id = homeserver.register(f"setupbot-{tag}", "pw")
     mod = await Resident.create(homeserver, f"setupmod-{tag}")
     raw = {
-        "homeserver": homeserver.url, "user_id": bot_id, "password": "pw",
+        "homeserver": homeserver.url,
+        "user_id": bot_id,
+        "password": "pw",
         "database": str(tmp_path / "data" / "db.sqlite"),
-        "villages": [{"id": f"dorf-{tag}", "name": "Setupdorf", "moderators": [mod.user_id],
-                      "thematic_rooms": ["Senioren"]}],
+        "villages": [
+            {
+                "id": f"dorf-{tag}",
+                "name": "Setupdorf",
+                "moderators": [mod.user_id],
+                "thematic_rooms": ["Senioren"],
+            }
+        ],
     }
     config = parse_config(raw, base_dir=tmp_path, env={}, require_rooms=False)
     first = await run_setup(config)
     rooms = first[f"dorf-{tag}"]
-    assert set(rooms) == {"marketplace", "calendar", "announcements", "moderation", "chat",
-                          "space"}
+    assert set(rooms) == {"marketplace", "calendar", "announcements", "moderation", "chat", "space"}
     assert len(rooms["chat"]) == 2  # Plausch + Senioren
     assert "marketplace: " in config_snippet(first)
 
     bot = await Resident.create(homeserver, f"setupbot-{tag}", "pw", register=False)
     try:
+
         async def state(room: str, kind: str, key: str = "") -> dict:
             return await bot.get_json(f"/_matrix/client/v3/rooms/{room}/state/{kind}/{key}")
 
         create = await state(rooms["space"], "m.room.create")
         assert create.get("type") == "m.space"
-        village_rooms = [rooms[k] for k in ("marketplace", "calendar", "announcements",
-                                            "moderation")] + rooms["chat"]
+        village_rooms = [
+            rooms[k] for k in ("marketplace", "calendar", "announcements", "moderation")
+        ] + rooms["chat"]
         for room in village_rooms:
             assert await state(rooms["space"], "m.space.child", room)
             levels = await state(room, "m.room.power_levels")

@@ -19,8 +19,9 @@ def minimal() -> dict:
         "homeserver": "http://localhost:8008",
         "user_id": "@dorfbot:example.org",
         "password": "pw",
-        "villages": [{"id": "musterdorf", "name": "Musterdorf",
-                      "rooms": {"moderation": "!mod:example.org"}}],
+        "villages": [
+            {"id": "musterdorf", "name": "Musterdorf", "rooms": {"moderation": "!mod:example.org"}}
+        ],
     }
 
 
@@ -99,7 +100,9 @@ def test_check_config_command_prints_key_paths(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(bad))
     result = subprocess.run(
         [sys.executable, "-m", "dorfbot", "check-config", "-c", str(path)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode != 0
     assert "villages[0].rooms.moderation: missing" in result.stderr
@@ -109,7 +112,9 @@ def test_check_config_command_prints_key_paths(tmp_path: Path) -> None:
     broken.write_text("villages: [\n")
     result = subprocess.run(
         [sys.executable, "-m", "dorfbot", "check-config", "-c", str(broken)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode != 0 and "not valid YAML" in result.stderr
     assert "Traceback" not in result.stderr

@@ -9,15 +9,26 @@ from dorfbot.roles import Role, role_of
 
 
 def config():
-    return parse_config({
-        "homeserver": "http://hs", "user_id": "@bot:x", "password": "p",
-        "admins": ["@admin:x"],
-        "villages": [
-            {"id": "a", "rooms": {"moderation": "!ma:x"}, "moderators": ["@mod:x"],
-             "organizers": ["@org:x"], "helpers": ["@help:x"]},
-            {"id": "b", "rooms": {"moderation": "!mb:x"}},
-        ],
-    }, base_dir=Path("."), env={})
+    return parse_config(
+        {
+            "homeserver": "http://hs",
+            "user_id": "@bot:x",
+            "password": "p",
+            "admins": ["@admin:x"],
+            "villages": [
+                {
+                    "id": "a",
+                    "rooms": {"moderation": "!ma:x"},
+                    "moderators": ["@mod:x"],
+                    "organizers": ["@org:x"],
+                    "helpers": ["@help:x"],
+                },
+                {"id": "b", "rooms": {"moderation": "!mb:x"}},
+            ],
+        },
+        base_dir=Path("."),
+        env={},
+    )
 
 
 def test_configured_roles_are_per_village() -> None:
