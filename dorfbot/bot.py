@@ -3,7 +3,8 @@
 :class:`Bot` owns the lifecycle (``start``/``run``/``stop``) and routes each
 room event from :class:`~dorfbot.sync.EventStream` to commands and plugin
 hooks. Plugins see it as ``self.bot`` and use its services: ``matrix`` (the
-sending API), ``villages``, ``translator()``, ``db``, ``web``.
+sending API), ``villages``, ``translator()``, ``db``, ``web`` (and ``pages``, the
+villages' public web pages of :mod:`dorfbot.webpage`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from dorfbot.sync import MIGRATIONS as SYNC_MIGRATIONS
 from dorfbot.sync import EventStream
 from dorfbot.villages import DM, Villages
 from dorfbot.web import WebServer
+from dorfbot.webpage import PublicPages
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class Bot:
         self.aps = AsyncIOScheduler(timezone="UTC")
         self.metrics = metrics.Metrics()
         self.web = WebServer(config.http, self)
+        self.pages = PublicPages(self)
         self.plugins: dict[str, Plugin] = {}
         self._plugin_classes = plugin_classes
         self.stream = EventStream(
@@ -112,6 +115,7 @@ class Bot:
         for plugin in self.plugins.values():
             await plugin.start()
         self.aps.start()
+        self.pages.add_routes()
         await self.web.start()
         self._task = asyncio.create_task(self.stream.run(), name="dorfbot-sync")
         log.info("dorfbot started as %s with %d plugins", self.matrix.user_id, len(self.plugins))

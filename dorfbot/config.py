@@ -19,6 +19,7 @@ import yaml
 ROOM_KINDS = ("marketplace", "calendar", "announcements", "moderation")
 MODERATION_MODES = ("pre", "post", "off")
 LANGUAGES = ("de", "en")
+WEB_KEYS = ("public", "marketplace", "indexable")
 VILLAGE_ID = re.compile(r"^[a-z0-9-]+$")
 MATRIX_USER = re.compile(r"^@[^:\s]+:\S+$")
 MATRIX_ROOM = re.compile(r"^(![^\s]+|#[^:\s]+:\S+)$")  # room v12 IDs have no server part
@@ -66,6 +67,18 @@ class ModerationConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The village's public page ``/<id>/`` and Atom feed ``/<id>/feed.atom``."""
+
+    public: bool = False
+    """Serve the page and the feed at all (opt-in; otherwise both answer 404)."""
+    marketplace: bool = False
+    """Also list open offers and requests (never their authors)."""
+    indexable: bool = False
+    """Let search engines index the page; otherwise it carries ``noindex``."""
+
+
+@dataclass(frozen=True)
 class VillageConfig:
     id: str
     name: str
@@ -82,6 +95,7 @@ class VillageConfig:
     digest_time: str = "07:00"
     thematic_rooms: tuple[str, ...] = ()
     """Names of extra chat rooms ``dorfbot setup`` creates (Senioren, Eltern, ...)."""
+    web: WebConfig = field(default_factory=WebConfig)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -187,6 +201,14 @@ class _Reader:
             self.problem(where, f"must be at least {minimum}")
         return value
 
+    def flag(self, data: dict[str, Any], key: str, path: str, default: bool) -> bool:
+        where = f"{path}.{key}" if path else key
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            self.problem(where, "must be true or false")
+            return default
+        return value
+
     def mapping(self, data: dict[str, Any], key: str, path: str) -> dict[str, Any]:
         where = f"{path}.{key}" if path else key
         value = data.get(key)
@@ -249,6 +271,12 @@ def _read_village(
     digest = reader.text(raw, "digest_time", path, default="07:00") or "07:00"
     if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", digest):
         reader.problem(f"{path}.digest_time", f"must look like 07:00, not {digest!r}")
+    web_raw = reader.mapping(raw, "web", path)
+    wpath = f"{path}.web"
+    for key in web_raw:
+        if key not in WEB_KEYS:
+            reader.problem(f"{wpath}.{key}", f"unknown key (known: {', '.join(WEB_KEYS)})")
+    web = WebConfig(**{key: reader.flag(web_raw, key, wpath, False) for key in WEB_KEYS})
     return VillageConfig(
         id=vid,
         name=name,
@@ -264,6 +292,7 @@ def _read_village(
         welcome=reader.text(raw, "welcome", path),
         thematic_rooms=reader.text_list(raw, "thematic_rooms", path),
         digest_time=digest,
+        web=web,
     )
 
 

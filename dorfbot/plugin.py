@@ -39,6 +39,7 @@ from dorfbot.storage import Database, Migration
 if TYPE_CHECKING:
     from dorfbot.bot import Bot
     from dorfbot.context import MessageEvent, ReactionEvent
+    from dorfbot.webpage import FeedEntry, WebPage, WebSection
 
 
 class Scheduler:
@@ -187,6 +188,21 @@ class Plugin:
 
     async def purge_items(self, item_ids: list[int]) -> None:
         """Delete this plugin's rows of items the core is about to delete (retention)."""
+
+    # ------------------------------------------------------------ web hooks
+    # For villages with ``web.public`` (dorfbot.webpage): the public page and feed.
+
+    async def web_sections(self, page: WebPage) -> list[WebSection]:
+        """This plugin's parts of the village's public page (``page.village``).
+
+        Show only published content, never who posted it. Templates live in the
+        plugin's ``templates/`` folder and are autoescaped Jinja2.
+        """
+        return []
+
+    async def web_feed(self, page: WebPage) -> list[FeedEntry]:
+        """This plugin's entries of the village's Atom feed (newest first is not required)."""
+        return []
 
     # ------------------------------------------------------------------ helpers
 

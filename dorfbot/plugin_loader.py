@@ -113,3 +113,8 @@ def locales_dir(cls: type[Plugin]) -> Path:
     """The ``locales`` folder beside a plugin's module."""
     module = sys.modules[cls.__module__]
     return Path(module.__file__ or ".").resolve().parent / "locales"
+
+
+def templates_dir(cls: type[Plugin]) -> Path:
+    """The ``templates`` folder beside a plugin's module (web page sections)."""
+    return locales_dir(cls).parent / "templates"

@@ -63,6 +63,8 @@ class OfflineBot:
                     "helpers": [f"@helper{i}:test"],
                     "categories": ["garten", "sonstiges"],
                     "districts": ["Nord", "Süd"],
+                    # the first village has a public page with the marketplace
+                    "web": {"public": i == 0, "marketplace": i == 0},
                 }
                 for i in range(villages)
             ],
@@ -119,17 +121,22 @@ class OfflineBot:
         matrix.direct_room = room  # type: ignore[method-assign]
         matrix.send_file = send_file  # type: ignore[method-assign]
 
-    async def command(self, room_id: str, sender: str, body: str) -> str:
+    async def command(
+        self, room_id: str, sender: str, body: str, formatted_body: str | None = None
+    ) -> str:
         """Dispatch one message as if it arrived; returns the router's outcome label."""
+        content = {"msgtype": "m.text", "body": body}
+        if formatted_body is not None:
+            content |= {"format": "org.matrix.custom.html", "formatted_body": formatted_body}
         event = MessageEvent(
             room_id=room_id,
             event_id=f"$in{next(self._ids)}",
             sender=sender,
             msgtype="m.text",
             body=body,
-            formatted_body=None,
+            formatted_body=formatted_body,
             ts=0,
-            content={"msgtype": "m.text", "body": body},
+            content=content,
         )
         from dorfbot.commands import split_command
 

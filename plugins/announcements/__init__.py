@@ -15,11 +15,17 @@ run in the database; an occurrence is claimed and its fan-out stored in one
 transaction, so it fires exactly once, also across restarts. Occurrences missed
 while the bot was down are sent late (with a note) within
 ``plugins.announcements.grace_minutes``, and skipped and logged after that.
+
+On a village's public page (``web.public``) and in its Atom feed the plugin
+shows the announcements and alerts of the last ``web_days`` that reached the
+village, sanitised again for the web; one a moderator redacted in its room is
+left out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -33,6 +39,7 @@ from dorfbot.i18n import Markup, Text, Translator
 from dorfbot.matrix import MatrixError, txn_id
 from dorfbot.plugin import Plugin
 from dorfbot.roles import Role
+from dorfbot.webpage import FeedEntry, WebPage, WebSection, safe_html
 
 from .sanitize import (
     MAX_HTML_LENGTH,
@@ -40,6 +47,7 @@ from .sanitize import (
     plain_to_html,
     strip_leading_words,
     visible_text,
+    web_html,
 )
 from .store import (
     ALERT,
@@ -96,6 +104,8 @@ class AnnouncementsPlugin(Plugin):
         "progress_seconds": 30,  # how often a long fan-out reports its progress
         "poll_seconds": 30,  # safety net besides the exact timers
         "keep_days": 90,  # how long finished fan-outs are remembered
+        "web_days": 30,  # how far back the public page and the Atom feed reach
+        "web_max": 50,  # at most this many announcements there
     }
 
     store: Store
@@ -676,6 +686,72 @@ class AnnouncementsPlugin(Plugin):
             rooms = await self._room_list(no_push)
             lines.append(t("announcements.broadcast_no_push_rooms", rooms=rooms))
         return Text.join(lines)
+
+    # ------------------------------------------------------------------ web page
+
+    async def on_redaction(self, room_id: str, redacted_event: str, sender: str) -> None:
+        """A moderator redacted an announcement: it leaves the public page and the feed."""
+        if await self.store.redacted(room_id, redacted_event):
+            self.log.info("announcement %s redacted in %s by %s", redacted_event, room_id, sender)
+
+    async def _web_items(self, page: WebPage) -> list[dict[str, Any]]:
+        since = page.now.timestamp() - self._number("web_days", 30) * 86400
+        found = await self.store.published(page.village.id, since, int(self._number("web_max", 50)))
+        items = []
+        for fanout in found:
+            local = page.local(fanout.created_at)
+            digest = hashlib.sha256(fanout.origin.encode()).hexdigest()[:16]
+            items.append(
+                {
+                    "fanout": fanout,
+                    "anchor": f"a-{digest}",
+                    "digest": digest,
+                    "alert": fanout.kind == ALERT,
+                    "local": local,
+                    "when": page.plain(
+                        "web.moment", date=page.day(local.date()), time=page.clock(local)
+                    ),
+                    # sanitised by nh3 just now: trusted by the autoescaping template
+                    "html": safe_html(web_html(fanout.text_html)),
+                }
+            )
+        return items
+
+    async def web_sections(self, page: WebPage) -> list[WebSection]:
+        """The announcements and alerts of the last ``web_days``, newest first."""
+        return [
+            WebSection(
+                key="news",
+                title=page.plain("announcements.web.title"),
+                template="announcements/section.html",
+                context={
+                    "entries": await self._web_items(page),
+                    "days": int(self._number("web_days", 30)),
+                },
+                order=30,
+            )
+        ]
+
+    async def web_feed(self, page: WebPage) -> list[FeedEntry]:
+        """The same announcements as Atom entries; the ID is derived from what caused them."""
+        entries = []
+        for item in await self._web_items(page):
+            fanout: Fanout = item["fanout"]
+            moment = datetime.fromtimestamp(fanout.created_at, UTC)
+            title = _preview(fanout.text_plain)
+            if item["alert"]:
+                title = page.plain("announcements.web.alert_title", title=title)
+            entries.append(
+                FeedEntry(
+                    id=page.tag(moment.date(), "announcement", item["digest"]),
+                    title=title,
+                    html=str(item["html"]),
+                    updated=moment,
+                    published=moment,
+                    anchor=item["anchor"],
+                )
+            )
+        return entries
 
     # ------------------------------------------------------------------- privacy
 

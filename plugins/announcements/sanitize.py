@@ -86,6 +86,30 @@ def clean_html(fragment: str) -> str:
     return _CLEANER.clean(_MX_REPLY.sub("", fragment)).strip()
 
 
+#: What the village's public web page keeps of an announcement: text formatting,
+#: lists, quotes and links (http, https, mailto). Headings would break the page's
+#: outline and images come from the homeserver, so both are dropped (text kept).
+WEB_TAGS = frozenset(
+    {"p", "br", "b", "strong", "i", "em", "u", "s", "del", "strike", "sup", "sub",
+     "ul", "ol", "li", "blockquote", "code", "pre", "a"}
+)  # fmt: skip
+
+_WEB_CLEANER = nh3.Cleaner(
+    tags=set(WEB_TAGS),
+    clean_content_tags={"script", "style", "mx-reply", "iframe", "object", "template"},
+    attributes={"a": {"href"}, "ol": {"start"}},
+    attribute_filter=_filter_attribute,
+    link_rel="nofollow noopener noreferrer",
+    url_schemes={"http", "https", "mailto"},
+    strip_comments=True,
+)
+
+
+def web_html(fragment: str) -> str:
+    """A stored announcement (already Matrix-clean) made safe for the public page and feed."""
+    return _WEB_CLEANER.clean(_MX_REPLY.sub("", fragment)).strip()
+
+
 def plain_to_html(text: str) -> str:
     """Plain text as HTML: escaped, line breaks kept."""
     return html.escape(text, quote=True).replace("\n", "<br>")

@@ -69,7 +69,12 @@ MIGRATIONS = [
             UNIQUE (village, number)
         )""",
         "CREATE INDEX announcements_schedule_due ON announcements_schedule (state, next_run)",
-    )
+    ),
+    # The public page lists recent fan-outs; a redaction finds its delivery by event.
+    sql_script(
+        "CREATE INDEX announcements_fanouts_created ON announcements_fanouts (created_at)",
+        "CREATE INDEX announcements_deliveries_event ON announcements_deliveries (event_id)",
+    ),
 ]
 
 # kinds of fan-outs and scheduled items
@@ -204,6 +209,32 @@ class Store:
                 [(fanout_id, i, room, vid) for i, (room, vid) in enumerate(rooms)],
             )
             return fanout_id
+
+    async def published(self, village: str, since: float, limit: int) -> list[Fanout]:
+        """Announcements and alerts that reached a room of ``village`` since ``since``.
+
+        Newest first. A fan-out counts once at least one delivery into the village
+        was sent; one whose message a moderator redacted in any room is left out.
+        """
+        rows = await self.db.fetchall(
+            "SELECT f.* FROM announcements_fanouts f WHERE f.created_at >= ? "
+            "AND EXISTS (SELECT 1 FROM announcements_deliveries d WHERE d.fanout_id = f.id "
+            "AND d.village = ? AND d.state = 'sent') "
+            "AND NOT EXISTS (SELECT 1 FROM announcements_deliveries d "
+            "WHERE d.fanout_id = f.id AND d.state = 'redacted') "
+            "ORDER BY f.created_at DESC, f.id DESC LIMIT ?",
+            (since, village, limit),
+        )
+        return [Fanout.from_row(r) for r in rows]
+
+    async def redacted(self, room_id: str, event_id: str) -> bool:
+        """Mark the delivery whose message was redacted; whether there was one."""
+        count = await self.db.execute_rowcount(
+            "UPDATE announcements_deliveries SET state = 'redacted' "
+            "WHERE room_id = ? AND event_id = ? AND state = 'sent'",
+            (room_id, event_id),
+        )
+        return count > 0
 
     async def fanout(self, fanout_id: int) -> Fanout | None:
         row = await self.db.fetchone(

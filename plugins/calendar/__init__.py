@@ -15,6 +15,8 @@ out exactly once, across restarts too; one missed while the bot was down is
 sent late within ``grace_minutes``, otherwise skipped and logged.
 
 ``GET /ical/<village>.ics`` serves the village's published events (RFC 5545).
+On the village's public page (``web.public``) the plugin shows the next
+``web_days`` of events, cancelled ones marked, with the subscription links.
 
 Config (``plugins.calendar``)::
 
@@ -25,6 +27,8 @@ Config (``plugins.calendar``)::
     max_list: 30               # lines per list
     digest_when_empty: false   # also post a digest on days without events
     feed_past_days: 90         # how far back the iCal feed reaches
+    web_days: 14               # days of events on the village's public page
+    web_max_events: 100        # at most this many occurrences there
     import_max_bytes: 2000000
     import_timeout: 20         # seconds
     import_max_events: 2000
@@ -55,6 +59,7 @@ from dorfbot.matrix import MatrixError, txn_id
 from dorfbot.moderation import Blocked
 from dorfbot.plugin import Plugin
 from dorfbot.roles import Role
+from dorfbot.webpage import WebPage, WebSection
 
 from .ical import MAX_TITLE, CalendarEvent, CalendarFormatError, parse_calendar, render_feed
 from .recurrence import Occurrence, RecurrenceError, expand
@@ -104,6 +109,8 @@ class CalendarPlugin(Plugin):
         "import_max_bytes": 2_000_000,
         "import_timeout": 20,
         "import_max_events": 2000,
+        "web_days": 14,
+        "web_max_events": 100,
     }
 
     events: EventStore
@@ -139,13 +146,18 @@ class CalendarPlugin(Plugin):
     # ------------------------------------------------------------------ queries
 
     async def occurrences(
-        self, village: VillageConfig, after: datetime, before: datetime
+        self,
+        village: VillageConfig,
+        after: datetime,
+        before: datetime,
+        in_states: tuple[str, ...] = (states.PUBLISHED,),
     ) -> list[tuple[StoredEvent, Occurrence]]:
         """Every occurrence of the village's published events in ``[after, before)``.
 
-        One query, then expansion in memory, ordered by start.
+        One query, then expansion in memory, ordered by start. ``in_states``
+        widens the query (the public page also shows cancelled events, marked).
         """
-        stored_events = await self.events.window(village.id, after, before)
+        stored_events = await self.events.window(village.id, after, before, in_states)
         by_id: dict[int, StoredEvent] = {}
         series = []
         for stored in stored_events:
@@ -859,6 +871,56 @@ class CalendarPlugin(Plugin):
             charset="utf-8",
             headers={**headers, "Content-Disposition": f'inline; filename="{village.id}.ics"'},
         )
+
+    # ------------------------------------------------------------------ web page
+
+    async def web_sections(self, page: WebPage) -> list[WebSection]:
+        """The next days' events on the public page, grouped by day, with the feed links."""
+        village = page.village
+        ahead = int(self.config["web_days"])
+        limit = int(self.config["web_max_events"])
+        found = await self.occurrences(
+            village,
+            page.now,
+            page.now + timedelta(days=ahead),
+            in_states=(states.PUBLISHED, states.CANCELLED),
+        )
+        formatter = self.formatter(village)
+        today = page.local(page.now).date()
+        days: dict[date, list[dict[str, Any]]] = {}
+        for stored, occ in found[:limit]:
+            day = max(formatter.local(occ)[0].date(), today)  # running ones under today
+            days.setdefault(day, []).append(
+                {
+                    "number": stored.number,
+                    "title": stored.event.title,
+                    "time": formatter.time_of(occ),
+                    "location": stored.event.location,
+                    "repeat": formatter.repeat(stored.event),
+                    "rsvps": stored.rsvps,
+                    "cancelled": stored.state == states.CANCELLED,
+                }
+            )
+        url = self.feed_url(village)
+        return [
+            WebSection(
+                key="events",
+                title=page.plain("calendar.web.title"),
+                template="calendar/section.html",
+                context={
+                    "days": [
+                        {"title": page.day(day, relative=True), "events": events}
+                        for day, events in days.items()
+                    ],
+                    "ahead": ahead,
+                    "more": max(0, len(found) - limit),
+                    "feed_url": url,
+                    "webcal_url": "webcal://" + url.split("://", 1)[-1],
+                    "prefix": self.bot.config.command_prefix,
+                },
+                order=20,
+            )
+        ]
 
     # ------------------------------------------------------------------ privacy
 

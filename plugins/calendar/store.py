@@ -220,13 +220,20 @@ class EventStore:
         )
         return StoredEvent.from_row(row) if row else None
 
-    async def window(self, village: str, after: datetime, before: datetime) -> list[StoredEvent]:
-        """Published events that may have an occurrence in ``[after, before)``."""
+    async def window(
+        self,
+        village: str,
+        after: datetime,
+        before: datetime,
+        states: tuple[str, ...] = (PUBLISHED,),
+    ) -> list[StoredEvent]:
+        """Events in ``states`` (published) that may have an occurrence in ``[after, before)``."""
+        marks = ",".join("?" * len(states))
         rows = await self.db.fetchall(
             f"SELECT {_COLUMNS}, {_RSVPS} FROM calendar_events e "
-            "JOIN items i ON i.id = e.item_id WHERE e.village = ? AND i.state = ? "
+            f"JOIN items i ON i.id = e.item_id WHERE e.village = ? AND i.state IN ({marks}) "
             "AND e.starts_at < ? AND (e.last_at IS NULL OR e.last_at >= ?) ORDER BY i.number",
-            (village, PUBLISHED, before.timestamp(), after.timestamp()),
+            (village, *states, before.timestamp(), after.timestamp()),
         )
         return [StoredEvent.from_row(row) for row in rows]
 

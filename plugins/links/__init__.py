@@ -12,6 +12,7 @@ from dorfbot.i18n import Markup, Text
 from dorfbot.plugin import Plugin
 from dorfbot.roles import Role
 from dorfbot.storage import sql_script
+from dorfbot.webpage import WebPage, WebSection
 
 MAX_TITLE = 120
 MAX_URL = 2000
@@ -146,6 +147,28 @@ class LinksPlugin(Plugin):
             (village.id, text, ctx.sender, room_id, event_id),
         )
         await ctx.reply("links.infobox_set")
+
+    async def web_sections(self, page: WebPage) -> list[WebSection]:
+        """The info box and the links, at the top of the village's public page."""
+        village = page.village
+        rows = await self.db.fetchall(
+            "SELECT title, url FROM links WHERE village = ? ORDER BY number", (village.id,)
+        )
+        box = await self.db.fetchone(
+            "SELECT text FROM links_infobox WHERE village = ?", (village.id,)
+        )
+        links = [{"title": r["title"], "url": r["url"]} for r in rows if valid_url(r["url"])]
+        if not links and box is None:
+            return []
+        return [
+            WebSection(
+                key="info",
+                title=page.plain("links.web.title"),
+                template="links/section.html",
+                context={"infobox": box["text"] if box else "", "links": links},
+                order=10,
+            )
+        ]
 
     async def export_user_data(self, user_id: str) -> dict[str, Any]:
         links = await self.db.fetchall(

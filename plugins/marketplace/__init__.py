@@ -14,6 +14,11 @@ Config (``plugins.marketplace``)::
     remind_days: 3      # the author is reminded this long before expiry
     page_size: 10       # entries per list page
     check_minutes: 10   # how often expiry and reminders are checked
+    web_max: 30         # newest offers and requests each on the village's public page
+
+With ``web.marketplace`` on a village's public page, the open offers and
+requests are listed there: title, category, district, date and number, never
+who posted them (nor for whom), nor their text.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from dorfbot import items as states
 from dorfbot.commands import Args, command, normalize_name, split_command
@@ -35,6 +41,7 @@ from dorfbot.moderation import Blocked, parse_number
 from dorfbot.plugin import Plugin
 from dorfbot.roles import Role
 from dorfbot.storage import Database, sql_script
+from dorfbot.webpage import WebPage, WebSection
 
 from . import render, search
 
@@ -68,6 +75,7 @@ class MarketplacePlugin(Plugin):
         "remind_days": 3,
         "page_size": 10,
         "check_minutes": 10,
+        "web_max": 30,
     }
 
     _trigram = True
@@ -609,6 +617,68 @@ class MarketplacePlugin(Plugin):
             )
         await self.bot.matrix.notice(room_id, Text.join(intro), key=ctx.key("contact-intro"))
         await ctx.reply("marketplace.contact_opened", author=item.author, room=room_id, name=name)
+
+    # ---------------------------------------------------------------- web page
+
+    async def web_sections(self, page: WebPage) -> list[WebSection]:
+        """Open offers and requests on the public page, if the village shows them."""
+        village = page.village
+        if not village.web.marketplace:
+            return []
+        limit = int(self.config.get("web_max", self.defaults["web_max"]))
+        now = page.now.timestamp()
+        groups = []
+        for kind in KINDS:
+            posts, total = await self._open_posts(village.id, kind, now, limit)
+            groups.append(
+                {
+                    "kind": kind,
+                    "title": page.plain(f"marketplace.web.{kind}s"),
+                    "posts": [
+                        {
+                            "number": item.number,
+                            "title": item.title,
+                            "category": item.category,
+                            "district": item.district,
+                            "date": page.day(
+                                page.local(item.published_at or item.created_at).date()
+                            ),
+                        }
+                        for item in posts
+                    ],
+                    "more": max(0, total - len(posts)),
+                }
+            )
+        room = village.rooms.marketplace
+        return [
+            WebSection(
+                key="market",
+                title=page.plain("marketplace.web.title"),
+                template="marketplace/section.html",
+                context={
+                    "groups": groups,
+                    "prefix": self.prefix,
+                    "room_link": f"https://matrix.to/#/{quote(room, safe='!#:@')}" if room else "",
+                },
+                order=40,
+            )
+        ]
+
+    async def _open_posts(
+        self, village: str, kind: str, now: float, limit: int
+    ) -> tuple[list[Item], int]:
+        """The newest published, unexpired posts of a kind, and how many there are."""
+        where = (
+            "village = ? AND kind = ? AND state = ? AND plugin = ? "
+            "AND (expires_at IS NULL OR expires_at > ?)"
+        )
+        params = (village, kind, states.PUBLISHED, self.name, now)
+        rows = await self.db.fetchall(
+            f"SELECT * FROM items WHERE {where} ORDER BY published_at DESC, id DESC LIMIT ?",
+            (*params, limit),
+        )
+        total = int(await self.db.fetchval(f"SELECT count(*) FROM items WHERE {where}", params))
+        return [Item.from_row(r) for r in rows], total
 
     # ---------------------------------------------------------------- expiry
 

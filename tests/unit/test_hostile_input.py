@@ -11,6 +11,7 @@ import re
 import tempfile
 from pathlib import Path
 
+import feedparser
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -75,6 +76,21 @@ def test_hostile_strings_are_escaped_everywhere(name: str) -> None:
             for sent in bot.sent:
                 html = sent.content.get("formatted_body", "")
                 assert not UNSAFE.search(html), (name, html[:300])
+    assert_public_page_safe(name)
+
+
+def assert_public_page_safe(name: str) -> None:
+    """What the commands stored, on the village's public page and in its feed."""
+    pages = offline().bot.pages
+    village = offline().bot.config.villages[0]
+    _loop.run_until_complete(asyncio.sleep(0.02))  # announcements fan out in a task
+    page = _loop.run_until_complete(pages.render_page(village))
+    feed = _loop.run_until_complete(pages.render_feed(village))
+    assert not UNSAFE.search(page), (name, UNSAFE.search(page))
+    parsed = feedparser.parse(feed)
+    assert not parsed.bozo, (name, parsed.bozo_exception)
+    for entry in parsed.entries:
+        assert not UNSAFE.search(entry.content[0].value), (name, entry.content[0].value[:300])
 
 
 arbitrary = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300)
@@ -87,6 +103,7 @@ def test_arbitrary_arguments_never_crash(data: st.DataObject) -> None:
     text = data.draw(arbitrary)
     sender = data.draw(st.sampled_from(["@admin:test", "@someone:test", "@helper0:test"]))
     assert run(room_for(name), sender, f"!{name} {text}") != "error"
+    assert_public_page_safe(name)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
