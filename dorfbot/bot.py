@@ -258,7 +258,7 @@ class Bot:
         self._undecryptable_notified.add(sender)
         info = self.villages.room(room_id)
         t = self.translator(info.village if info else None)
-        await self.matrix.reply(
+        await self.matrix.answer(
             room_id,
             str(source.get("event_id")),
             t("core.undecryptable"),
@@ -286,8 +286,8 @@ class Bot:
         village = info.village if info else None
         t = self.translator(village)
 
-        async def reply(key: str, **params: Any) -> None:
-            await self.matrix.reply(event.room_id, event.event_id, t(key, **params))
+        async def answer(key: str, **params: Any) -> None:
+            await self.matrix.answer(event.room_id, event.event_id, t(key, **params))
 
         if village is None:
             if not self._is_direct_room(event.room_id):
@@ -298,7 +298,7 @@ class Bot:
                 if village is None or (
                     village not in villages and event.sender not in self.config.admins
                 ):
-                    await reply(
+                    await answer(
                         "core.unknown_village",
                         village=args.village,
                         known=", ".join(v.id for v in villages) or "-",
@@ -315,32 +315,34 @@ class Bot:
         sent_at = event.ts / 1000 if event.ts else None
         if not self.rate_limiter.hit(event.sender, sent_at) and role < Role.MODERATOR:
             if self.rate_limiter.should_warn(event.sender, sent_at):
-                await reply("core.rate_limited")
+                await answer("core.rate_limited")
             return "rate_limited"
         if spec is None:
             suggestion = self.commands.suggest(name, lambda s: self._allowed(s, role, room_kind))
             if suggestion:
-                await reply(
+                await answer(
                     "core.did_you_mean",
                     command=name,
                     suggestion=suggestion,
                     prefix=self.config.command_prefix,
                 )
             else:
-                await reply("core.unknown_command", command=name, prefix=self.config.command_prefix)
+                await answer(
+                    "core.unknown_command", command=name, prefix=self.config.command_prefix
+                )
             return "unknown"
         if spec.needs_village and village is None:
             villages = self.villages.of_user(event.sender)
-            await reply(
+            await answer(
                 "core.which_village" if villages else "core.no_village",
                 villages=", ".join(f"dorf:{v.id}" for v in villages),
             )
             return "refused"
         if role < spec.role:
-            await reply("core.not_allowed", role=t.plain(spec.role.key))
+            await answer("core.not_allowed", role=t.plain(spec.role.key))
             return "refused"
         if spec.scope is Scope.MODERATION and room_kind != "moderation":
-            await reply(
+            await answer(
                 "core.moderation_room_only", prefix=self.config.command_prefix, command=spec.name
             )
             return "refused"
@@ -351,7 +353,7 @@ class Bot:
         except Exception:
             log.exception("command %s failed", spec.name)
             self.metrics.errors.inc()
-            await ctx.reply("core.error")
+            await ctx.answer("core.error")
             return "error"
         return "ok"
 

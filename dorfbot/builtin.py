@@ -15,7 +15,7 @@ class CorePlugin(Plugin):
 
     @command("ping", needs_village=False, examples=("!ping",))
     async def ping(self, ctx: CommandContext) -> None:
-        await ctx.reply("core.pong")
+        await ctx.answer("core.pong")
 
     @command("hilfe", "help", needs_village=False, examples=("!hilfe", "!hilfe biete"))
     async def help(self, ctx: CommandContext) -> None:
@@ -25,7 +25,7 @@ class CorePlugin(Plugin):
         if topic:
             spec = self.bot.commands.get(topic)
             if spec is None or spec not in visible:
-                await ctx.reply("core.help_unknown", command=topic, prefix=prefix)
+                await ctx.answer("core.help_unknown", command=topic, prefix=prefix)
                 return
             lines = [
                 ctx.t("core.help_title", prefix=prefix, command=spec.name),
@@ -52,7 +52,7 @@ class CorePlugin(Plugin):
                         ),
                     )
                 )
-            await ctx.reply(Text.join(lines))
+            await ctx.answer(Text.join(lines))
             return
         entries = [
             ctx.t(
@@ -64,6 +64,6 @@ class CorePlugin(Plugin):
             )
             for spec in visible
         ]
-        await ctx.reply(
+        await ctx.answer(
             "core.help_list", entries=Markup(Text.join(entries, Text("\n", ""))), prefix=prefix
         )

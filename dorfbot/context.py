@@ -96,7 +96,7 @@ class ReactionEvent:
 
 @dataclass
 class CommandContext:
-    """Everything a command handler needs; replies go through :meth:`reply`."""
+    """Everything a command handler needs; its answers go through :meth:`answer`."""
 
     bot: Bot
     event: MessageEvent
@@ -124,11 +124,16 @@ class CommandContext:
         """A transaction key for a send caused by this command (idempotent on retry)."""
         return txn_id(self.event.event_id, purpose)
 
-    async def reply(self, key_or_text: str | Text, /, **params: Any) -> str:
-        """Reply to the command with a catalog text (or a ready :class:`Text`)."""
+    async def answer(self, key_or_text: str | Text, /, **params: Any) -> str:
+        """Answer the command with a catalog text (or a ready :class:`Text`).
+
+        An answer is what the asker is waiting for on screen, so it does not
+        push (:meth:`dorfbot.matrix.Matrix.answer`). To reach someone else, a
+        plugin tells them (``self.bot.matrix.tell``).
+        """
         text = key_or_text if isinstance(key_or_text, Text) else self.t(key_or_text, **params)
         self._sent += 1
-        return await self.bot.matrix.reply(
+        return await self.bot.matrix.answer(
             self.room_id, self.event.event_id, text, key=self.key(f"reply:{self._sent}")
         )
 

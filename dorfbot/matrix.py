@@ -1,12 +1,32 @@
 """The bot's Matrix client and the one sending API (SPEC section 5).
 
-Every message dorfbot sends goes through :class:`Matrix`, so the Matrix rules
-live here and nowhere else:
+Every message dorfbot sends goes through :class:`Matrix`. Callers say what a
+message is *for*; the Matrix form (msgtype, mentions, reply relation) is
+decided here and nowhere else:
 
-- replies are ``m.notice`` with an HTML ``formatted_body``, a plain ``body`` and
-  a reply relation to the command;
-- announcements are ``m.text`` (a normal notification), push alerts are
-  ``m.text`` with ``@room`` and ``"m.mentions": {"room": true}``;
+=============  ===========  ==================================================
+method         msgtype      for
+=============  ===========  ==================================================
+``answer``     ``m.notice`` a direct answer to a command, as a reply to it (the
+                            asker is looking; notices never push)
+``note``       ``m.notice`` the bot's own bookkeeping: progress, status lines
+``tell``       ``m.text``   telling people something they did not just ask for
+                            (queue items, outcomes, welcome, reminders): their
+                            pills in the text and ``m.mentions.user_ids``, so
+                            the homeserver pushes it to them as a mention
+``publish``    ``m.text``   a published post, event or announcement: a normal
+                            message, no mention
+``alert``      ``m.text``   a push alert: ``@room`` and ``m.mentions.room``
+=============  ===========  ==================================================
+
+``edit`` replaces one of the bot's messages and keeps the form of the intent
+it was sent with; an edit never pushes again (its top-level ``m.mentions`` is
+empty, the mentions live in ``m.new_content``). The reason ``tell`` is never
+an ``m.notice``: the default push rule ``.m.rule.suppress_notices`` silences
+every notice, even one that mentions the reader.
+
+Further rules kept here:
+
 - user content is escaped by :mod:`dorfbot.i18n` before it reaches here as a
   :class:`~dorfbot.i18n.Text`;
 - every send carries a transaction ID derived from what caused it, so a resend
@@ -19,13 +39,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import json
 import logging
 import os
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import nio
 
@@ -34,6 +58,35 @@ from dorfbot.i18n import Text
 log = logging.getLogger(__name__)
 
 ROOM_MENTION_POWER = "room"
+
+
+class Intent(StrEnum):
+    """What a message is for; :class:`Matrix` derives its Matrix form from this."""
+
+    ANSWER = "answer"
+    NOTE = "note"
+    TELL = "tell"
+    PUBLISH = "publish"
+    ALERT = "alert"
+
+    @property
+    def msgtype(self) -> str:
+        return "m.notice" if self in (Intent.ANSWER, Intent.NOTE) else "m.text"
+
+
+def permalink(user_id: str) -> str:
+    """The ``matrix.to`` link of a user, as pills use it."""
+    return "https://matrix.to/#/" + quote(user_id, safe="@:")
+
+
+def pill(user_id: str, name: str | None = None) -> Text:
+    """A mention pill: a link clients show as the person's name.
+
+    A pill alone pushes nobody; :meth:`Matrix.tell` adds ``m.mentions``.
+    """
+    label = name or user_id
+    href = html.escape(permalink(user_id), quote=True)
+    return Text(label, f'<a href="{href}">{html.escape(label, quote=True)}</a>')
 
 
 class MatrixError(Exception):
@@ -235,38 +288,6 @@ class Matrix:
                 if not device.verified and not device.blacklisted:
                     self.client.blacklist_device(device)
 
-    @staticmethod
-    def message_content(msgtype: str, text: Text) -> dict[str, Any]:
-        return {
-            "msgtype": msgtype,
-            "body": text.plain,
-            "format": "org.matrix.custom.html",
-            "formatted_body": text.html,
-        }
-
-    async def reply(
-        self,
-        room_id: str,
-        event_id: str,
-        text: Text,
-        *,
-        key: str | None = None,
-        mention: str | None = None,
-    ) -> str:
-        """A notice as a reply to ``event_id`` (the command)."""
-        content = self.message_content("m.notice", text)
-        content["m.relates_to"] = {"m.in_reply_to": {"event_id": event_id}}
-        content["m.mentions"] = {"user_ids": [mention]} if mention else {}
-        return await self.send(room_id, content, key=key or txn_id(event_id, "reply"))
-
-    async def notice(
-        self, room_id: str, text: Text, *, key: str | None = None, mention: str | None = None
-    ) -> str:
-        """A notice that is not a reply (queue messages, digests, published items)."""
-        content = self.message_content("m.notice", text)
-        content["m.mentions"] = {"user_ids": [mention]} if mention else {}
-        return await self.send(room_id, content, key=key)
-
     async def get_state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any]:
         """The content of a state event, or {} if the room has none."""
         await self.ready.wait()
@@ -282,17 +303,50 @@ class Matrix:
         resp = await self.client.room_put_state(room_id, event_type, content, state_key)
         return str(_check(resp, f"state {event_type} in {room_id}").event_id)
 
-    async def announce(self, room_id: str, text: Text, *, key: str | None = None) -> str:
-        """An ``m.text`` message: notifies members as a normal message would."""
-        content = self.message_content("m.text", text)
-        content["m.mentions"] = {}
+    # Intents. Each returns the new event's ID; ``key`` makes the send idempotent.
+
+    async def answer(
+        self, room_id: str, command_event: str, text: Text, *, key: str | None = None
+    ) -> str:
+        """A direct answer to a command: an ``m.notice`` replying to ``command_event``."""
+        content = self._content(Intent.ANSWER, text, reply_to=command_event)
+        return await self.send(room_id, content, key=key or txn_id(command_event, "reply"))
+
+    async def note(
+        self, room_id: str, text: Text, *, key: str | None = None, reply_to: str | None = None
+    ) -> str:
+        """Bookkeeping nobody needs to be pushed about: an ``m.notice``."""
+        return await self.send(
+            room_id, self._content(Intent.NOTE, text, reply_to=reply_to), key=key
+        )
+
+    async def tell(
+        self,
+        room_id: str,
+        text: Text,
+        *,
+        to: Iterable[str],
+        key: str | None = None,
+        reply_to: str | None = None,
+    ) -> str:
+        """Tell people something they did not just ask for: it pushes to each of ``to``.
+
+        An ``m.text`` with ``m.mentions.user_ids``; every recipient the text
+        does not show as a pill already is put in front of it as one. With
+        nobody in ``to`` it is a normal message, like :meth:`publish`.
+        """
+        content = self._content(
+            Intent.TELL, text, to=self._recipients(to), room_id=room_id, reply_to=reply_to
+        )
         return await self.send(room_id, content, key=key)
+
+    async def publish(self, room_id: str, text: Text, *, key: str | None = None) -> str:
+        """A published post, event or announcement: an ``m.text`` without mentions."""
+        return await self.send(room_id, self._content(Intent.PUBLISH, text), key=key)
 
     async def alert(self, room_id: str, text: Text, *, key: str | None = None) -> str:
         """A push alert: ``@room`` in the body and ``m.mentions.room``."""
-        content = self.message_content("m.text", Text("@room " + text.plain, "@room " + text.html))
-        content["m.mentions"] = {"room": True}
-        return await self.send(room_id, content, key=key)
+        return await self.send(room_id, self._content(Intent.ALERT, text), key=key)
 
     async def edit(
         self,
@@ -300,18 +354,67 @@ class Matrix:
         event_id: str,
         text: Text,
         *,
-        msgtype: str = "m.notice",
+        intent: Intent,
+        to: Iterable[str] = (),
         key: str | None = None,
     ) -> str:
-        """Replace the content of one of the bot's own messages."""
-        new = self.message_content(msgtype, text)
+        """Replace one of the bot's messages, sent with ``intent`` (and ``to``, for tell).
+
+        The replacement keeps the original's form; the edit itself mentions
+        nobody, so it never pushes again.
+        """
+        recipients = self._recipients(to) if intent == Intent.TELL else []
+        new = self._content(intent, text, to=recipients, room_id=room_id)
+        fallback = Text("* " + new["body"], new["formatted_body"])
         content = {
-            **self.message_content(msgtype, Text("* " + text.plain, text.html)),
+            **self._content(Intent.NOTE, fallback),
+            "msgtype": new["msgtype"],
             "m.new_content": new,
             "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
             "m.mentions": {},
         }
         return await self.send(room_id, content, key=key)
+
+    def _recipients(self, to: Iterable[str]) -> list[str]:
+        return [u for u in dict.fromkeys(to) if u != self.user_id]
+
+    def _content(
+        self,
+        intent: Intent,
+        text: Text,
+        *,
+        to: list[str] | None = None,
+        room_id: str | None = None,
+        reply_to: str | None = None,
+    ) -> dict[str, Any]:
+        """The ``m.room.message`` content for a text sent with ``intent``."""
+        mentions: dict[str, Any] = {}
+        if intent == Intent.TELL and to:
+            missing = [u for u in to if f'href="{permalink(u)}"' not in text.html]
+            if missing:
+                names = Text.join([self._pill(room_id, u) for u in missing], Text(", ", ", "))
+                text = names + Text(": ", ": ") + text
+            mentions = {"user_ids": to}
+        elif intent == Intent.ALERT:
+            text = Text("@room ", "@room ") + text
+            mentions = {"room": True}
+        content: dict[str, Any] = {
+            "msgtype": intent.msgtype,
+            "body": text.plain,
+            "format": "org.matrix.custom.html",
+            "formatted_body": text.html,
+            "m.mentions": mentions,
+        }
+        if reply_to:
+            content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
+        return content
+
+    def _pill(self, room_id: str | None, user_id: str) -> Text:
+        """A pill labelled with the person's display name in the room, if known."""
+        room = self.client.rooms.get(room_id) if room_id else None
+        member = room.users.get(user_id) if room else None
+        name = member.display_name if member is not None else None
+        return pill(user_id, name if name and name != user_id else None)
 
     async def react(
         self, room_id: str, event_id: str, emoji: str, *, key: str | None = None

@@ -28,7 +28,7 @@ from dorfbot.config import MATRIX_USER, VillageConfig
 from dorfbot.context import CommandContext, ReactionEvent
 from dorfbot.i18n import Markup, Text, Translator
 from dorfbot.items import MIGRATIONS, Item, ItemStore
-from dorfbot.matrix import MatrixError, txn_id
+from dorfbot.matrix import Intent, MatrixError, txn_id
 from dorfbot.plugin import Plugin
 from dorfbot.roles import Role
 
@@ -209,7 +209,9 @@ class Moderation:
             return item
         t = self.bot.translator(village)
         text = self._queue_text(item, t, review=review)
-        event_id = await self.bot.matrix.notice(room_id, text, key=item.key("queue"))
+        event_id = await self.bot.matrix.tell(
+            room_id, text, to=self._moderators(village, item), key=item.key("queue")
+        )
         item = await self.items.update(item, queue_room=room_id, queue_event=event_id)
         if not review:
             for emoji in ("✅", "❌"):
@@ -217,6 +219,10 @@ class Moderation:
                     room_id, event_id, emoji, key=item.key("queue-react", emoji)
                 )
         return item
+
+    def _moderators(self, village: VillageConfig, item: Item) -> list[str]:
+        """Who a queue message is told to: the village's moderators, never the author."""
+        return [u for u in self.bot.villages.moderators(village) if u != item.author]
 
     def _queue_text(
         self, item: Item, t: Translator, *, review: bool = False, outcome: Text | None = None
@@ -335,18 +341,24 @@ class Moderation:
     ) -> None:
         if not (item.queue_room and item.queue_event):
             return
+        village = self.bot.villages.get(item.village)
         try:
             await self.bot.matrix.edit(
                 item.queue_room,
                 item.queue_event,
                 self._queue_text(item, t, outcome=outcome),
+                intent=Intent.TELL,
+                to=self._moderators(village, item) if village else (),
                 key=item.key("queue-edit", purpose),
             )
         except MatrixError as exc:
             log.warning("could not edit the queue message of item %s: %s", item.id, exc)
 
     async def tell_author(self, item: Item, text: Text, *, purpose: str, cause: str) -> None:
-        """A reply to the author's command where possible, else a direct message."""
+        """Tell the author what became of an item, so it pushes to them.
+
+        A reply to the author's command where possible, else a direct message.
+        """
         key = item.key("tell", purpose, cause)
         if (
             item.source_room
@@ -354,15 +366,19 @@ class Moderation:
             and item.source_room in self.bot.matrix.client.rooms
         ):
             try:
-                await self.bot.matrix.reply(
-                    item.source_room, item.source_event, text, key=key, mention=item.author
+                await self.bot.matrix.tell(
+                    item.source_room,
+                    text,
+                    to=[item.author],
+                    key=key,
+                    reply_to=item.source_event,
                 )
                 return
             except MatrixError as exc:
                 log.info("could not reply to item %s's command (%s); sending a DM", item.id, exc)
         t = self.translator(item.village)
         room_id = await self.bot.matrix.direct_room(item.author, t.plain("moderation.dm_name"))
-        await self.bot.matrix.notice(room_id, text, key=key)
+        await self.bot.matrix.tell(room_id, text, to=[item.author], key=key)
 
     async def remove(
         self,
@@ -460,7 +476,7 @@ class ModerationPlugin(Plugin):
         village = ctx.require_village
         pending = await self.service.items.list(village.id, states=(states.PENDING,), limit=25)
         if not pending:
-            await ctx.reply("moderation.queue_empty")
+            await ctx.answer("moderation.queue_empty")
             return
         lines = [
             ctx.t(
@@ -472,7 +488,7 @@ class ModerationPlugin(Plugin):
             )
             for i in reversed(pending)
         ]
-        await ctx.reply(
+        await ctx.answer(
             "moderation.queue_list",
             count=await self.service.pending_count(village.id),
             entries=Markup(Text.join(lines, Text("\n", ""))),
@@ -481,7 +497,7 @@ class ModerationPlugin(Plugin):
     async def _decide_command(self, ctx: CommandContext, approve: bool) -> None:
         number, reason = parse_number(ctx.args.raw)
         if number is None:
-            await ctx.reply(
+            await ctx.answer(
                 "moderation.need_number",
                 command=ctx.spec.name,
                 prefix=self.bot.config.command_prefix,
@@ -495,7 +511,7 @@ class ModerationPlugin(Plugin):
             reason=reason or None,
             cause=ctx.event.event_id,
         )
-        await ctx.reply(key, number=number, state=ctx.t(f"state.{item.state}") if item else "")
+        await ctx.answer(key, number=number, state=ctx.t(f"state.{item.state}") if item else "")
 
     @command(
         "freigeben",
@@ -528,7 +544,7 @@ class ModerationPlugin(Plugin):
         village = ctx.require_village
         number, reason = parse_number(ctx.args.raw)
         if number is None:
-            await ctx.reply(
+            await ctx.answer(
                 "moderation.need_number",
                 command=ctx.spec.name,
                 prefix=self.bot.config.command_prefix,
@@ -536,16 +552,16 @@ class ModerationPlugin(Plugin):
             return
         item = await self.service.items.get(village.id, number)
         if item is None:
-            await ctx.reply("moderation.not_found", number=number)
+            await ctx.answer("moderation.not_found", number=number)
             return
         if item.state == states.PENDING:
-            await ctx.reply(
+            await ctx.answer(
                 "moderation.remove_pending", number=number, prefix=self.bot.config.command_prefix
             )
             return
         closed = await self.service.remove(village, item, ctx.sender, reason=reason or None)
         if closed is None:
-            await ctx.reply(
+            await ctx.answer(
                 "moderation.not_open", number=item.number, state=ctx.t(f"state.{item.state}")
             )
             return
@@ -568,13 +584,13 @@ class ModerationPlugin(Plugin):
             purpose="removed",
             cause=ctx.event.event_id,
         )
-        await ctx.reply("moderation.removed", number=item.number)
+        await ctx.answer("moderation.removed", number=item.number)
 
     async def _user_or_usage(self, ctx: CommandContext) -> tuple[str | None, str]:
         """The Matrix ID a command names (and the rest), or None after explaining how."""
         user, rest = _user_argument(ctx)
         if user is None:
-            await ctx.reply(
+            await ctx.answer(
                 "moderation.need_user",
                 prefix=self.bot.config.command_prefix,
                 command=ctx.spec.name,
@@ -600,7 +616,7 @@ class ModerationPlugin(Plugin):
             rest = rest[match.end() :]
         reason = rest.strip() or None
         if user == ctx.sender:
-            await ctx.reply("moderation.not_yourself")
+            await ctx.answer("moderation.not_yourself")
             return
         until = time.time() + days * 86400 if days else None
         await self.bot.db.execute(
@@ -611,9 +627,9 @@ class ModerationPlugin(Plugin):
         )
         await self.service.log_action(village.id, ctx.sender, "block", target=user, reason=reason)
         if until:
-            await ctx.reply("moderation.blocked_until", user=user, until=_local(until, village))
+            await ctx.answer("moderation.blocked_until", user=user, until=_local(until, village))
         else:
-            await ctx.reply("moderation.blocked", user=user)
+            await ctx.answer("moderation.blocked", user=user)
 
     @command(
         "entsperren",
@@ -632,7 +648,7 @@ class ModerationPlugin(Plugin):
         )
         if count:
             await self.service.log_action(village.id, ctx.sender, "unblock", target=user)
-        await ctx.reply("moderation.unblocked" if count else "moderation.not_blocked", user=user)
+        await ctx.answer("moderation.unblocked" if count else "moderation.not_blocked", user=user)
 
     @command("protokoll", "log", role=Role.MODERATOR, scope=Scope.MODERATION)
     async def modlog(self, ctx: CommandContext) -> None:
@@ -642,7 +658,7 @@ class ModerationPlugin(Plugin):
             (village.id,),
         )
         if not rows:
-            await ctx.reply("moderation.log_empty")
+            await ctx.answer("moderation.log_empty")
             return
         lines = []
         for r in rows:
@@ -660,7 +676,7 @@ class ModerationPlugin(Plugin):
                     details=Text.join([Text("", "")] + [d for d in details if d], Text(" ", " ")),
                 )
             )
-        await ctx.reply("moderation.log_list", entries=Markup(Text.join(lines, Text("\n", ""))))
+        await ctx.answer("moderation.log_list", entries=Markup(Text.join(lines, Text("\n", ""))))
 
     @command("statistik", "stats", role=Role.MODERATOR, scope=Scope.MODERATION)
     async def stats(self, ctx: CommandContext) -> None:
@@ -701,7 +717,7 @@ class ModerationPlugin(Plugin):
         def join(rows: list[Any], label: str) -> str:
             return ", ".join(f"{r[label]}: {r['n']}" for r in rows) or "-"
 
-        await ctx.reply(
+        await ctx.answer(
             "moderation.stats",
             users=users or 0,
             states=", ".join(
@@ -737,7 +753,7 @@ class ModerationPlugin(Plugin):
         )
         if key == "moderation.own_item":
             t = self.bot.translator(info.village)
-            await self.bot.matrix.reply(
+            await self.bot.matrix.answer(
                 event.room_id,
                 event.target,
                 t("moderation.own_item", number=item.number),

@@ -89,7 +89,7 @@ class PrivacyPlugin(Plugin):
             "application/json",
             key=ctx.key("mydata-file"),
         )
-        await ctx.reply("privacy.sent" if room_id != ctx.room_id else "privacy.sent_here")
+        await ctx.answer("privacy.sent" if room_id != ctx.room_id else "privacy.sent_here")
 
     # ------------------------------------------------------------------ forget
 
@@ -99,7 +99,7 @@ class PrivacyPlugin(Plugin):
         asked = self._pending_forget.get(ctx.sender)
         if word not in CONFIRM_WORDS or asked is None or time.time() - asked > CONFIRM_SECONDS:
             self._pending_forget[ctx.sender] = time.time()
-            await ctx.reply(
+            await ctx.answer(
                 "privacy.confirm",
                 prefix=self.bot.config.command_prefix,
                 minutes=CONFIRM_SECONDS // 60,
@@ -107,7 +107,7 @@ class PrivacyPlugin(Plugin):
             return
         del self._pending_forget[ctx.sender]
         redacted = await self.forget(ctx.sender)
-        await ctx.reply("privacy.forgotten", redacted=redacted)
+        await ctx.answer("privacy.forgotten", redacted=redacted)
 
     async def forget(self, user_id: str) -> int:
         """Erase ``user_id`` everywhere; returns how many published messages were redacted."""

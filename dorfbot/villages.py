@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from dorfbot.config import Config, VillageConfig
 from dorfbot.matrix import Matrix
+from dorfbot.roles import Role, role_of
 
 DM = "dm"
 
@@ -72,6 +73,23 @@ class Villages:
             ):
                 found.append(village)
         return found
+
+    def moderators(self, village: VillageConfig) -> list[str]:
+        """The village's moderators who are in its moderation room (whom a queue item tells).
+
+        Moderators by config or by power level there, admins too; not the bot.
+        Sorted, so the same queue item always names them in the same order.
+        """
+        room_id = self.room_id(village, "moderation")
+        if room_id is None:
+            return []
+        return sorted(
+            user
+            for user in self.matrix.members(room_id)
+            if user != self.matrix.user_id
+            and role_of(self.config, village, user, self.matrix.power_level(room_id, user))
+            >= Role.MODERATOR
+        )
 
     def moderation_power(self, village: VillageConfig, user_id: str) -> int | None:
         """Power level in the moderation room, counted only while the user is a member."""

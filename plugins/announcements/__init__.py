@@ -36,7 +36,7 @@ from dorfbot.config import VillageConfig
 from dorfbot.context import CommandContext
 from dorfbot.dates import DateParseError, parse_when
 from dorfbot.i18n import Markup, Text, Translator
-from dorfbot.matrix import MatrixError, txn_id
+from dorfbot.matrix import Intent, MatrixError, txn_id
 from dorfbot.plugin import Plugin
 from dorfbot.roles import Role
 from dorfbot.webpage import FeedEntry, WebPage, WebSection, safe_html
@@ -160,7 +160,7 @@ class AnnouncementsPlugin(Plugin):
         village = ctx.require_village
         room_id = self.bot.villages.room_id(village, "announcements")
         if room_id is None:
-            await ctx.reply("announcements.no_room")
+            await ctx.answer("announcements.no_room")
             return
         raw = self._raw(ctx)
         consumed: list[str] = []
@@ -171,7 +171,7 @@ class AnnouncementsPlugin(Plugin):
             raw = rest
         content = self._content(ctx, raw, consumed)
         if content is None:
-            await ctx.reply("usage.ankuendigung", prefix=self.bot.config.command_prefix)
+            await ctx.answer("usage.ankuendigung", prefix=self.bot.config.command_prefix)
             return
         fanout_id = await self.store.create_fanout(
             origin=ctx.event.event_id,
@@ -201,7 +201,7 @@ class AnnouncementsPlugin(Plugin):
         first, rest = _first_word(raw)
         if first.lower() in ALL_WORDS:
             if ctx.role < Role.ADMIN:
-                await ctx.reply(
+                await ctx.answer(
                     "announcements.all_admins_only", prefix=self.bot.config.command_prefix
                 )
                 return
@@ -209,11 +209,11 @@ class AnnouncementsPlugin(Plugin):
             consumed.append(first)
         content = self._content(ctx, raw, consumed)
         if content is None:
-            await ctx.reply("usage.rundruf", prefix=self.bot.config.command_prefix)
+            await ctx.answer("usage.rundruf", prefix=self.bot.config.command_prefix)
             return
         rooms = self._alert_rooms(village, scope)
         if not rooms:
-            await ctx.reply("announcements.no_rooms")
+            await ctx.answer("announcements.no_rooms")
             return
         fanout_id = await self.store.create_fanout(
             origin=ctx.event.event_id,
@@ -253,19 +253,19 @@ class AnnouncementsPlugin(Plugin):
                 first, rest = _first_word(raw)
                 if first.lower() in ALL_WORDS:
                     if ctx.role < Role.ADMIN:
-                        await ctx.reply("announcements.all_admins_only", prefix=prefix)
+                        await ctx.answer("announcements.all_admins_only", prefix=prefix)
                         return
                     scope, raw = ALL, rest
                     consumed.append(first)
         line, newline, description = raw.partition("\n")
         if not line.strip():
-            await ctx.reply("usage.planen", prefix=prefix)
+            await ctx.answer("usage.planen", prefix=prefix)
             return
         now = datetime.now(UTC)
         try:
             when, title = parse_when(line, now=now, tz=village.tz)
         except DateParseError as err:
-            await ctx.reply(err.key, **err.params)
+            await ctx.answer(err.key, **err.params)
             return
         stripped = line.rstrip()
         head = stripped[: len(stripped) - len(title)] if title else stripped
@@ -273,14 +273,14 @@ class AnnouncementsPlugin(Plugin):
         text = title + (newline + description if description.strip() else "")
         content = self._content(ctx, text, consumed)
         if content is None:
-            await ctx.reply("announcements.schedule_needs_text", prefix=prefix)
+            await ctx.answer("announcements.schedule_needs_text", prefix=prefix)
             return
         if kind == ANNOUNCE and self.bot.villages.room_id(village, "announcements") is None:
-            await ctx.reply("announcements.no_room")
+            await ctx.answer("announcements.no_room")
             return
         first_run = when.next_after(now - timedelta(seconds=1))
         if first_run is None:
-            await ctx.reply("announcements.no_occurrence")
+            await ctx.answer("announcements.no_occurrence")
             return
         item = await self.store.add_scheduled(
             village=village.id,
@@ -313,7 +313,7 @@ class AnnouncementsPlugin(Plugin):
                 lines.append(
                     ctx.t("announcements.no_push_warning", rooms=await self._room_list(missing))
                 )
-        await ctx.reply(Text.join(lines))
+        await ctx.answer(Text.join(lines))
 
     @command("geplant", "scheduled", role=Role.ORGANIZER, examples=("!geplant",))
     async def scheduled(self, ctx: CommandContext) -> None:
@@ -321,7 +321,7 @@ class AnnouncementsPlugin(Plugin):
         items = await self.store.active(village.id)
         prefix = self.bot.config.command_prefix
         if not items:
-            await ctx.reply("announcements.list_empty", prefix=prefix)
+            await ctx.answer("announcements.list_empty", prefix=prefix)
             return
         entries = []
         for item in items:
@@ -337,7 +337,7 @@ class AnnouncementsPlugin(Plugin):
                     text=_preview(item.text_plain),
                 )
             )
-        await ctx.reply(
+        await ctx.answer(
             "announcements.list",
             entries=Markup(Text.join(entries, Text("\n", ""))),
             prefix=prefix,
@@ -349,16 +349,16 @@ class AnnouncementsPlugin(Plugin):
         prefix = self.bot.config.command_prefix
         match = re.search(r"[0-9]{1,9}", ctx.args.raw)
         if match is None:
-            await ctx.reply("usage.planloeschen", prefix=prefix)
+            await ctx.answer("usage.planloeschen", prefix=prefix)
             return
         number = int(match.group(0))
         item = await self.store.scheduled_by_number(village.id, number)
         if item is None or item.state != "active":
-            await ctx.reply("announcements.not_found", number=number, prefix=prefix)
+            await ctx.answer("announcements.not_found", number=number, prefix=prefix)
             return
         if await self.store.cancel(item.id):
             self.scheduler.cancel(f"item:{item.id}")
-        await ctx.reply("announcements.unscheduled", number=number)
+        await ctx.answer("announcements.unscheduled", number=number)
 
     # ------------------------------------------------------------ command helpers
 
@@ -570,7 +570,7 @@ class AnnouncementsPlugin(Plugin):
             started = Text.join(parts)
             if status_event is None:
                 assert fanout.reply_room and fanout.reply_event
-                status_event = await matrix.reply(
+                status_event = await matrix.answer(
                     fanout.reply_room,
                     fanout.reply_event,
                     started,
@@ -589,7 +589,7 @@ class AnnouncementsPlugin(Plugin):
                 if mode == ALERT:
                     event_id = await matrix.alert(delivery.room_id, text, key=key)
                 else:
-                    event_id = await matrix.announce(delivery.room_id, text, key=key)
+                    event_id = await matrix.publish(delivery.room_id, text, key=key)
             except MatrixError as exc:
                 self.log.warning("fan-out %d: %s failed: %s", fanout_id, delivery.room_id, exc)
                 await self.store.mark_delivery(
@@ -612,6 +612,7 @@ class AnnouncementsPlugin(Plugin):
                     fanout.reply_room,
                     status_event,
                     Text.join([started, progress]),
+                    intent=Intent.ANSWER,
                     key=txn_id("fanout", fanout.origin, "progress", done),
                 )
 
@@ -626,7 +627,7 @@ class AnnouncementsPlugin(Plugin):
         if report:
             assert fanout.reply_room and fanout.reply_event
             summary = await self._summary(t, fanout, total, sent, failed, pinned)
-            await matrix.reply(
+            await matrix.answer(
                 fanout.reply_room,
                 fanout.reply_event,
                 summary,

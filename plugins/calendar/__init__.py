@@ -231,7 +231,7 @@ class CalendarPlugin(Plugin):
             return None
         t = self.bot.translator(village)
         text = t("calendar.published", event=self.render_item(item, t))
-        event_id = await self.bot.matrix.notice(room_id, text, key=item.key("calendar-publish"))
+        event_id = await self.bot.matrix.publish(room_id, text, key=item.key("calendar-publish"))
         return room_id, event_id
 
     # ------------------------------------------------------------------ commands
@@ -249,21 +249,21 @@ class CalendarPlugin(Plugin):
         village = ctx.require_village
         prefix = self.bot.config.command_prefix
         if not ctx.args.text:
-            await ctx.reply("usage.termin", prefix=prefix)
+            await ctx.answer("usage.termin", prefix=prefix)
             return
         try:
             when, rest = parse_when(ctx.args.text, now=datetime.now(village.tz), tz=village.tz)
             if ctx.args.until:
                 when = when.with_end_time(parse_time(ctx.args.until))
         except DateParseError as exc:
-            await ctx.reply(exc.key, **exc.params)
+            await ctx.answer(exc.key, **exc.params)
             return
         title = " ".join(rest.split()).strip(" -–:,;")
         if not title:
-            await ctx.reply("calendar.need_title", prefix=prefix)
+            await ctx.answer("calendar.need_title", prefix=prefix)
             return
         if len(title) > MAX_TITLE:
-            await ctx.reply("calendar.title_too_long", max=MAX_TITLE)
+            await ctx.answer("calendar.title_too_long", max=MAX_TITLE)
             return
         data = {
             "start": when.start.replace(tzinfo=None).isoformat(),
@@ -286,15 +286,17 @@ class CalendarPlugin(Plugin):
         except Blocked as exc:
             if exc.until:
                 until = datetime.fromtimestamp(exc.until, UTC).astimezone(village.tz)
-                await ctx.reply(
+                await ctx.answer(
                     "calendar.blocked_until", until=self.formatter(village).day_text(until.date())
                 )
             else:
-                await ctx.reply("calendar.blocked")
+                await ctx.answer("calendar.blocked")
             return
         await self._ensure_stored(item)
         key = "calendar.added_pending" if item.state == states.PENDING else "calendar.added"
-        await ctx.reply(key, number=item.number, event=self.render_item(item, ctx.t), prefix=prefix)
+        await ctx.answer(
+            key, number=item.number, event=self.render_item(item, ctx.t), prefix=prefix
+        )
 
     @command("termine", "events", examples=("!termine", "!termine woche", "!termine 20"))
     async def list_events(self, ctx: CommandContext) -> None:
@@ -315,7 +317,7 @@ class CalendarPlugin(Plugin):
             count = max(1, min(int(word), MAX_COUNT))
             limit = count
         elif word:
-            await ctx.reply("calendar.list_usage", prefix=prefix)
+            await ctx.answer("calendar.list_usage", prefix=prefix)
             return
         if count is not None:
             found = await self.upcoming(village, now, count=count)
@@ -328,13 +330,13 @@ class CalendarPlugin(Plugin):
             found = await self.occurrences(village, now, now + timedelta(days=days))
             header = ctx.t("calendar.list_header_days", days=days, village=village.name)
         if not found:
-            await ctx.reply("calendar.list_empty", prefix=prefix)
+            await ctx.answer("calendar.list_empty", prefix=prefix)
             return
         body = self._grouped(village, ctx.t, found[:limit], now)
         parts = [header, body]
         if len(found) > limit:
             parts.append(ctx.t("calendar.list_more", more=len(found) - limit, prefix=prefix))
-        await ctx.reply(Text.join(parts))
+        await ctx.answer(Text.join(parts))
 
     def _grouped(
         self,
@@ -368,18 +370,18 @@ class CalendarPlugin(Plugin):
         prefix = self.bot.config.command_prefix
         number = parse_number(ctx.args.text)
         if number is None:
-            await ctx.reply("calendar.cancel_need_number", prefix=prefix)
+            await ctx.answer("calendar.cancel_need_number", prefix=prefix)
             return
         items = self.bot.moderation.items
         item = await items.get(village.id, number)
         if item is None:
-            await ctx.reply("calendar.not_found", number=number, prefix=prefix)
+            await ctx.answer("calendar.not_found", number=number, prefix=prefix)
             return
         if item.plugin != self.name:
-            await ctx.reply("calendar.not_an_event", number=number)
+            await ctx.answer("calendar.not_an_event", number=number)
             return
         if ctx.sender not in (item.author, item.on_behalf_of) and ctx.role < Role.ORGANIZER:
-            await ctx.reply("calendar.cancel_not_allowed")
+            await ctx.answer("calendar.cancel_not_allowed")
             return
         reason = rest_after_number(ctx.args.text) or None
         pending = item.state == states.PENDING
@@ -391,7 +393,7 @@ class CalendarPlugin(Plugin):
             reason=reason,
         )
         if closed is None:
-            await ctx.reply(
+            await ctx.answer(
                 "calendar.cancel_not_open", number=number, state=ctx.t(f"state.{item.state}")
             )
             return
@@ -399,7 +401,7 @@ class CalendarPlugin(Plugin):
             village.id, ctx.sender, "cancel", number=number, target=item.author, reason=reason
         )
         if pending:
-            await ctx.reply("calendar.withdrawn", number=number)
+            await ctx.answer("calendar.withdrawn", number=number)
             return
         await self._announce_cancel(village, closed, reason)
         if ctx.sender != closed.author:
@@ -416,7 +418,7 @@ class CalendarPlugin(Plugin):
                 purpose="cancelled",
                 cause=ctx.event.event_id,
             )
-        await ctx.reply("calendar.cancelled", number=number)
+        await ctx.answer("calendar.cancelled", number=number)
 
     async def _announce_cancel(
         self, village: VillageConfig, item: Item, reason: str | None
@@ -444,13 +446,18 @@ class CalendarPlugin(Plugin):
             when=when,
             reason=Markup(t("calendar.cancel_reason", reason=reason)) if reason else "",
         )
-        await self.bot.matrix.announce(room_id, text, key=item.key("calendar-cancel"))
+        await self.bot.matrix.tell(
+            room_id,
+            text,
+            to=await self.events.participants([item.id]),
+            key=item.key("calendar-cancel"),
+        )
 
     @command("kalender", "calendar", examples=("!kalender",))
     async def subscribe(self, ctx: CommandContext) -> None:
         village = ctx.require_village
         url = self.feed_url(village)
-        await ctx.reply(
+        await ctx.answer(
             "calendar.subscribe",
             url=url,
             village=village.name,
@@ -468,19 +475,19 @@ class CalendarPlugin(Plugin):
         prefix = self.bot.config.command_prefix
         url = ctx.args.words[0] if ctx.args.words else ""
         if not url:
-            await ctx.reply("usage.import", prefix=prefix)
+            await ctx.answer("usage.import", prefix=prefix)
             return
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            await ctx.reply("calendar.import_bad_url")
+            await ctx.answer("calendar.import_bad_url")
             return
         try:
             data = await self.fetch(url)
             result = await self.import_data(village, data, actor=ctx.sender, source=url)
         except ImportFailure as exc:
-            await ctx.reply(exc.key, **exc.params)
+            await ctx.answer(exc.key, **exc.params)
             return
-        await ctx.reply(self._import_text(ctx.t, result))
+        await ctx.answer(self._import_text(ctx.t, result))
 
     async def fetch(self, url: str) -> bytes:
         """GET an ``.ics`` over http(s) with the configured time and size limits."""
@@ -639,7 +646,7 @@ class CalendarPlugin(Plugin):
         except Exception as exc:
             self.log.warning("import of an attached file failed: %s", exc)
             text = t("calendar.import_unreachable")
-        await self.bot.matrix.reply(
+        await self.bot.matrix.answer(
             event.room_id, event.event_id, text, key=txn_id(event.event_id, "calendar-import")
         )
 
@@ -713,8 +720,11 @@ class CalendarPlugin(Plugin):
         else:
             text = t("calendar.digest_empty", date=formatter.day_text(day), village=village.name)
         key_day = day.isoformat()
-        event_id = await self.bot.matrix.notice(
-            room_id, text, key=txn_id("digest", village.id, key_day)
+        event_id = await self.bot.matrix.tell(
+            room_id,
+            text,
+            to=await self.events.participants(s.item_id for s, _ in found),
+            key=txn_id("digest", village.id, key_day),
         )
         await self.events.finish_digest(village.id, key_day, "sent", event_id)
         self.log.info("digest %s %s sent (%d events)", village.id, key_day, len(found))
@@ -817,9 +827,10 @@ class CalendarPlugin(Plugin):
             if stored.event.location
             else "",
         )
-        await self.bot.matrix.announce(
+        await self.bot.matrix.tell(
             room_id,
             text,
+            to=await self.events.participants([stored.item_id]),
             key=txn_id(
                 "calendar-reminder", stored.village, stored.event.uid, occ.start.isoformat()
             ),

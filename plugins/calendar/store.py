@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -273,6 +274,18 @@ class EventStore:
             (reaction_event, user_id),
         )
         return count > 0
+
+    async def participants(self, item_ids: Iterable[int]) -> list[str]:
+        """Who takes part (gave 👍) in any of these events, in the order they said so."""
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return []
+        rows = await self.db.fetchall(
+            f"SELECT user_id, min(created_at) AS since FROM calendar_rsvps WHERE item_id IN "
+            f"({','.join('?' * len(ids))}) GROUP BY user_id ORDER BY since, user_id",
+            ids,
+        )
+        return [str(r["user_id"]) for r in rows]
 
     async def rsvps_of(self, user_id: str) -> list[Row]:
         return await self.db.fetchall(

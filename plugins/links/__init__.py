@@ -53,7 +53,7 @@ class LinksPlugin(Plugin):
             "SELECT text FROM links_infobox WHERE village = ?", (village.id,)
         )
         if not rows and box is None:
-            await ctx.reply("links.empty")
+            await ctx.answer("links.empty")
             return
         parts = []
         if box is not None:
@@ -64,7 +64,7 @@ class LinksPlugin(Plugin):
                 for r in rows
             ]
             parts.append(ctx.t("links.list", entries=Markup(Text.join(entries, Text("\n", "")))))
-        await ctx.reply(Text.join(parts))
+        await ctx.answer(Text.join(parts))
 
     @command(
         "link",
@@ -80,10 +80,10 @@ class LinksPlugin(Plugin):
             url = "https://" + url
         title = ctx.args.text[: match.start()].strip() if match else ""
         if not match or not valid_url(url):
-            await ctx.reply("links.bad_url", prefix=self.bot.config.command_prefix)
+            await ctx.answer("links.bad_url", prefix=self.bot.config.command_prefix)
             return
         if not title or len(title) > MAX_TITLE:
-            await ctx.reply("links.bad_title", max=MAX_TITLE)
+            await ctx.answer("links.bad_title", max=MAX_TITLE)
             return
         async with self.db.transaction():
             number = int(
@@ -97,7 +97,7 @@ class LinksPlugin(Plugin):
                 "VALUES (?, ?, ?, ?, ?, strftime('%s','now'))",
                 (village.id, number, title, url, ctx.sender),
             )
-        await ctx.reply("links.added", number=number, title=title)
+        await ctx.answer("links.added", number=number, title=title)
 
     @command("linkloeschen", "dellink", role=Role.ORGANIZER, examples=("!linkloeschen 2",))
     async def remove(self, ctx: CommandContext) -> None:
@@ -107,7 +107,7 @@ class LinksPlugin(Plugin):
             "DELETE FROM links WHERE village = ? AND number = ?",
             (village.id, int(word) if word.isdigit() and len(word) < 9 else -1),
         )
-        await ctx.reply("links.removed" if count else "links.not_found", number=word)
+        await ctx.answer("links.removed" if count else "links.not_found", number=word)
 
     @command(
         "infobox",
@@ -118,7 +118,7 @@ class LinksPlugin(Plugin):
         village = ctx.require_village
         text = "\n".join(p for p in (ctx.args.text, ctx.args.description) if p).strip()
         if not text or len(text) > MAX_INFOBOX:
-            await ctx.reply("links.bad_infobox", max=MAX_INFOBOX)
+            await ctx.answer("links.bad_infobox", max=MAX_INFOBOX)
             return
         old = await self.db.fetchone(
             "SELECT room_id, event_id FROM links_infobox WHERE village = ?", (village.id,)
@@ -126,7 +126,7 @@ class LinksPlugin(Plugin):
         room_id = self.bot.villages.room_id(village, "announcements")
         event_id = None
         if room_id is not None:
-            event_id = await self.bot.matrix.notice(
+            event_id = await self.bot.matrix.publish(
                 room_id, ctx.t("links.infobox", text=text), key=ctx.key("infobox")
             )
             # Replace the previous info box among the room's pins, keep everyone else's.
@@ -146,7 +146,7 @@ class LinksPlugin(Plugin):
             "set_by = excluded.set_by, room_id = excluded.room_id, event_id = excluded.event_id",
             (village.id, text, ctx.sender, room_id, event_id),
         )
-        await ctx.reply("links.infobox_set")
+        await ctx.answer("links.infobox_set")
 
     async def web_sections(self, page: WebPage) -> list[WebSection]:
         """The info box and the links, at the top of the village's public page."""

@@ -37,6 +37,7 @@ from dorfbot.config import VillageConfig
 from dorfbot.context import CommandContext
 from dorfbot.i18n import Markup, Text, Translator
 from dorfbot.items import Item, ItemStore
+from dorfbot.matrix import Intent
 from dorfbot.moderation import Blocked, parse_number
 from dorfbot.plugin import Plugin
 from dorfbot.roles import Role
@@ -155,10 +156,10 @@ class MarketplacePlugin(Plugin):
         verb, rest = rest.take_word()
         kind = VERBS.get(normalize_name(verb).removeprefix(self.prefix))
         if not name or kind is None:
-            await ctx.reply("marketplace.for_usage", prefix=self.prefix)
+            await ctx.answer("marketplace.for_usage", prefix=self.prefix)
             return
         if len(name) > MAX_NAME:
-            await ctx.reply("marketplace.name_too_long", max=MAX_NAME)
+            await ctx.answer("marketplace.name_too_long", max=MAX_NAME)
             return
         await self._post(ctx, kind, rest, on_behalf_of=name)
 
@@ -169,13 +170,15 @@ class MarketplacePlugin(Plugin):
         district, extra = self._district(village, args.district)
         title = " ".join(p for p in (args.text, extra) if p).strip()
         if not title:
-            await ctx.reply(f"marketplace.need_title.{kind}", prefix=self.prefix)
+            await ctx.answer(f"marketplace.need_title.{kind}", prefix=self.prefix)
             return
         if len(title) > MAX_TITLE:
-            await ctx.reply("marketplace.title_too_long", max=MAX_TITLE, length=len(title))
+            await ctx.answer("marketplace.title_too_long", max=MAX_TITLE, length=len(title))
             return
         if len(args.description) > MAX_TEXT:
-            await ctx.reply("marketplace.text_too_long", max=MAX_TEXT, length=len(args.description))
+            await ctx.answer(
+                "marketplace.text_too_long", max=MAX_TEXT, length=len(args.description)
+            )
             return
         valid, category = await self._check_category(ctx, args.category)
         if not valid:
@@ -197,13 +200,13 @@ class MarketplacePlugin(Plugin):
                 expires_at=time.time() + self.expire_days * 86400,
             )
         except Blocked as refused:
-            await ctx.reply(refused.key, **refused.params)
+            await ctx.answer(refused.key, **refused.params)
             return
         await search.index(self.db, item)
         if item.state == states.PENDING:
-            await ctx.reply(f"marketplace.posted_pending.{kind}", number=item.number)
+            await ctx.answer(f"marketplace.posted_pending.{kind}", number=item.number)
         else:
-            await ctx.reply(
+            await ctx.answer(
                 f"marketplace.posted_published.{kind}", number=item.number, prefix=self.prefix
             )
 
@@ -223,7 +226,7 @@ class MarketplacePlugin(Plugin):
             item, expires_at=time.time() + self.expire_days * 86400, reminded_at=None
         )
         text = render.post(item, self.bot.translator(village), self.prefix)
-        event_id = await self.bot.matrix.notice(room_id, text, key=item.key("published"))
+        event_id = await self.bot.matrix.publish(room_id, text, key=item.key("published"))
         return room_id, event_id
 
     async def on_item_closed(self, item: Item) -> None:
@@ -268,14 +271,14 @@ class MarketplacePlugin(Plugin):
         close = difflib.get_close_matches(search.fold(given), list(by_fold), n=1, cutoff=0.6)
         known = ", ".join(f"#{c}" for c in village.categories)
         if close:
-            await ctx.reply(
+            await ctx.answer(
                 "marketplace.unknown_category_suggest",
                 given=given,
                 suggestion=by_fold[close[0]],
                 known=known,
             )
         else:
-            await ctx.reply("marketplace.unknown_category", given=given, known=known)
+            await ctx.answer("marketplace.unknown_category", given=given, known=known)
         return False, None
 
     @staticmethod
@@ -305,7 +308,7 @@ class MarketplacePlugin(Plugin):
         known = ", ".join(village.districts)
         option = ctx.t.plain("marketplace.district_option")
         if close:
-            await ctx.reply(
+            await ctx.answer(
                 "marketplace.unknown_district_suggest",
                 given=given,
                 suggestion=by_fold[close[0]],
@@ -313,7 +316,9 @@ class MarketplacePlugin(Plugin):
                 known=known,
             )
         else:
-            await ctx.reply("marketplace.unknown_district", given=given, option=option, known=known)
+            await ctx.answer(
+                "marketplace.unknown_district", given=given, option=option, known=known
+            )
 
     # ----------------------------------------------------------------- lists
 
@@ -351,7 +356,7 @@ class MarketplacePlugin(Plugin):
         filters = self._filters(ctx, category, district)
         if not found:
             key = "marketplace.page_empty" if page > 1 else f"marketplace.list_empty.{kind}"
-            await ctx.reply(key, filters=filters, prefix=self.prefix)
+            await ctx.answer(key, filters=filters, prefix=self.prefix)
             return
         await self._reply_list(
             ctx,
@@ -403,7 +408,7 @@ class MarketplacePlugin(Plugin):
         if more:
             parts.append(ctx.t("marketplace.list_more", command=f"{again} {page + 1}"))
         parts.append(ctx.t("marketplace.list_hint", prefix=self.prefix))
-        await ctx.reply(Text.join(parts, Text("\n", "")))
+        await ctx.answer(Text.join(parts, Text("\n", "")))
 
     @command("finde", "find", examples=("!finde Rasenmäher", "!finde Fahrrad Kinder"))
     async def find(self, ctx: CommandContext) -> None:
@@ -418,7 +423,7 @@ class MarketplacePlugin(Plugin):
         village = ctx.require_village
         words = search.terms(query)
         if not words:
-            await ctx.reply("marketplace.need_query", prefix=self.prefix)
+            await ctx.answer("marketplace.need_query", prefix=self.prefix)
             return
         size = self.page_size
         found = await search.search(
@@ -431,7 +436,7 @@ class MarketplacePlugin(Plugin):
             offset=(page - 1) * size,
         )
         if not found:
-            await ctx.reply("marketplace.find_empty", query=query, prefix=self.prefix)
+            await ctx.answer("marketplace.find_empty", query=query, prefix=self.prefix)
             return
         await self._reply_list(
             ctx,
@@ -457,7 +462,7 @@ class MarketplacePlugin(Plugin):
         )
         if not own:
             key = "marketplace.page_empty" if page > 1 else "marketplace.mine_empty"
-            await ctx.reply(key, filters="", prefix=self.prefix)
+            await ctx.answer(key, filters="", prefix=self.prefix)
             return
         await self._reply_list(
             ctx,
@@ -475,17 +480,19 @@ class MarketplacePlugin(Plugin):
         village = ctx.require_village
         number, _ = parse_number(ctx.args.raw)
         if number is None:
-            await ctx.reply("marketplace.need_number", command=self._typed(ctx), prefix=self.prefix)
+            await ctx.answer(
+                "marketplace.need_number", command=self._typed(ctx), prefix=self.prefix
+            )
             return None
         item = await self.items.get(village.id, number)
         if item is None or item.state == states.DELETED:
-            await ctx.reply("moderation.not_found", number=number)
+            await ctx.answer("moderation.not_found", number=number)
             return None
         if item.author != ctx.sender:
-            await ctx.reply("marketplace.not_yours", number=number)
+            await ctx.answer("marketplace.not_yours", number=number)
             return None
         if not any_plugin and item.plugin != self.name:
-            await ctx.reply("marketplace.not_a_post", number=number)
+            await ctx.answer("marketplace.not_a_post", number=number)
             return None
         return item
 
@@ -495,16 +502,16 @@ class MarketplacePlugin(Plugin):
         if item is None:
             return
         if item.state == states.PENDING:
-            await ctx.reply("marketplace.done_pending", number=item.number, prefix=self.prefix)
+            await ctx.answer("marketplace.done_pending", number=item.number, prefix=self.prefix)
             return
         closed = await self.items.transition(item, states.DONE)
         if closed is None:
-            await ctx.reply(
+            await ctx.answer(
                 "moderation.not_open", number=item.number, state=ctx.t(f"state.{item.state}")
             )
             return
         await self._closed(closed)
-        await ctx.reply("marketplace.done", number=item.number)
+        await ctx.answer("marketplace.done", number=item.number)
 
     @command("verlaengern", "extend", examples=("!verlaengern 12",))
     async def extend(self, ctx: CommandContext) -> None:
@@ -513,7 +520,7 @@ class MarketplacePlugin(Plugin):
             return
         if item.state != states.PUBLISHED:
             key = "marketplace.extend_pending" if item.state == states.PENDING else None
-            await ctx.reply(
+            await ctx.answer(
                 key or "marketplace.extend_closed",
                 number=item.number,
                 state=ctx.t(f"state.{item.state}"),
@@ -526,9 +533,9 @@ class MarketplacePlugin(Plugin):
             (until, item.id, states.PUBLISHED),
         )
         if count != 1:
-            await ctx.reply("marketplace.extend_closed", number=item.number, state="")
+            await ctx.answer("marketplace.extend_closed", number=item.number, state="")
             return
-        await ctx.reply(
+        await ctx.answer(
             "marketplace.extended",
             number=item.number,
             date=render.date(until, ctx.require_village.tz, ctx.t),
@@ -543,11 +550,11 @@ class MarketplacePlugin(Plugin):
             ctx.require_village, item, ctx.sender, state=states.DELETED
         )
         if deleted is None:
-            await ctx.reply(
+            await ctx.answer(
                 "moderation.not_open", number=item.number, state=ctx.t(f"state.{item.state}")
             )
             return
-        await ctx.reply("marketplace.deleted", number=item.number, kind=ctx.t(f"kind.{item.kind}"))
+        await ctx.answer("marketplace.deleted", number=item.number, kind=ctx.t(f"kind.{item.kind}"))
 
     async def _closed(self, item: Item) -> None:
         """A post is done or expired: out of the search, its message says so."""
@@ -560,6 +567,7 @@ class MarketplacePlugin(Plugin):
                 item.published_room,
                 item.published_event,
                 render.closed(item, self.bot.translator(village)),
+                intent=Intent.PUBLISH,
                 key=item.key("closed", item.state),
             )
         except Exception as exc:
@@ -572,14 +580,16 @@ class MarketplacePlugin(Plugin):
         village = ctx.require_village
         number, _ = parse_number(ctx.args.raw)
         if number is None:
-            await ctx.reply("marketplace.need_number", command=self._typed(ctx), prefix=self.prefix)
+            await ctx.answer(
+                "marketplace.need_number", command=self._typed(ctx), prefix=self.prefix
+            )
             return
         item = await self.items.get(village.id, number)
         if item is None or item.plugin != self.name or item.state != states.PUBLISHED:
-            await ctx.reply("marketplace.contact_not_open", number=number)
+            await ctx.answer("marketplace.contact_not_open", number=number)
             return
         if item.author == ctx.sender:
-            await ctx.reply("marketplace.contact_own", number=number)
+            await ctx.answer("marketplace.contact_own", number=number)
             return
         existing = await self.db.fetchval(
             "SELECT room_id FROM marketplace_contacts WHERE item_id = ? AND asker = ?",
@@ -587,7 +597,7 @@ class MarketplacePlugin(Plugin):
         )
         # The same question twice gets the same room, as long as the asker is in it.
         if existing and ctx.sender in self.bot.matrix.members(existing):
-            await ctx.reply("marketplace.contact_exists", number=number, room=existing)
+            await ctx.answer("marketplace.contact_exists", number=number, room=existing)
             return
         name = ctx.t.plain(
             "marketplace.contact_room_name", number=item.number, title=_shorten(item.title, 60)
@@ -615,8 +625,10 @@ class MarketplacePlugin(Plugin):
             intro.append(
                 ctx.t("marketplace.contact_intro_proxy", helper=item.author, name=item.on_behalf_of)
             )
-        await self.bot.matrix.notice(room_id, Text.join(intro), key=ctx.key("contact-intro"))
-        await ctx.reply("marketplace.contact_opened", author=item.author, room=room_id, name=name)
+        await self.bot.matrix.tell(
+            room_id, Text.join(intro), to=[item.author, ctx.sender], key=ctx.key("contact-intro")
+        )
+        await ctx.answer("marketplace.contact_opened", author=item.author, room=room_id, name=name)
 
     # ---------------------------------------------------------------- web page
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from dorfbot.config import VillageConfig
 from dorfbot.i18n import Text
-from dorfbot.matrix import txn_id
+from dorfbot.matrix import pill, txn_id
 from dorfbot.plugin import Plugin
 from dorfbot.storage import sql_script
 
@@ -38,13 +38,13 @@ class WelcomePlugin(Plugin):
         custom = Text.escaped(village.welcome) if village.welcome else None
         text = t(
             "welcome.greeting",
-            user=user_id,
+            user=pill(user_id),
             village=village.name,
             text=custom or t("welcome.default_text", village=village.name),
             prefix=self.bot.config.command_prefix,
         )
-        await self.bot.matrix.notice(
-            room_id, text, key=txn_id("welcome", village.id, user_id), mention=user_id
+        await self.bot.matrix.tell(
+            room_id, text, to=[user_id], key=txn_id("welcome", village.id, user_id)
         )
 
     async def export_user_data(self, user_id: str) -> dict[str, Any]:

@@ -221,7 +221,7 @@ async def test_digest_and_reminder_once_across_restart(
         village = world.bot.config.villages[0]
         assert await plugin.run_digest(village, day1) is True
         digest = await watcher.wait_for(cal, from_bot(world, "Guten Morgen", "Seniorenkaffee"))
-        assert digest["content"]["msgtype"] == "m.notice"
+        assert digest["content"]["msgtype"] == "m.text"
         assert "10:00 Uhr: Seniorenkaffee" in (body_of(digest) or "")
         assert await plugin.run_digest(village, day1) is False
 

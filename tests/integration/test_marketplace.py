@@ -102,7 +102,7 @@ async def test_offer_through_queue_into_market_and_off_the_list(world: World) ->
     body = body_of(post) or ""
     for part in ("Nr. 1", "Benzin, frisch gewartet", "#garten", "Nord", anna.user_id, "!kontakt 1"):
         assert part in body, part
-    assert post["content"]["msgtype"] == "m.notice"
+    assert post["content"]["msgtype"] == "m.text"
     assert "<b>Rasenmäher zum Ausleihen</b>" in html_of(post)
     told = await anna.wait_for(
         market,
