@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from dorfbot.commands import Args, CommandSpec
 from dorfbot.config import VillageConfig
 from dorfbot.i18n import Text, Translator
-from dorfbot.matrix import txn_id
+from dorfbot.matrix import reaction_key, txn_id
 from dorfbot.roles import Role
 
 if TYPE_CHECKING:
@@ -71,6 +71,11 @@ class ReactionEvent:
     target: str
     key: str
     ts: int
+
+    @property
+    def emoji(self) -> str:
+        """The key as compared (:func:`dorfbot.matrix.reaction_key`): 👍🏽 and 👍️ are 👍."""
+        return reaction_key(self.key)
 
     @classmethod
     def from_source(cls, room_id: str, source: dict[str, Any]) -> ReactionEvent | None:

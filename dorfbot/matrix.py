@@ -89,6 +89,18 @@ def pill(user_id: str, name: str | None = None) -> Text:
     return Text(label, f'<a href="{href}">{html.escape(label, quote=True)}</a>')
 
 
+_KEY_NOISE = dict.fromkeys([0xFE0F, 0xFE0E, *range(0x1F3FB, 0x1F400)])
+
+
+def reaction_key(key: str) -> str:
+    """A reaction key as compared: without variation selectors and skin tones.
+
+    Element X sends 👍 as U+1F44D U+FE0F and ✅ as U+2705 U+FE0F; a skin tone
+    (U+1F3FB-U+1F3FF) does not change what the reaction means.
+    """
+    return key.translate(_KEY_NOISE)
+
+
 class MatrixError(Exception):
     """A Matrix request failed for good (not a rate limit or a lost connection)."""
 

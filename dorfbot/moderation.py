@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-APPROVE_KEYS = ("✅", "✔️", "✔", "👍")
-REJECT_KEYS = ("❌", "✖️", "👎")
+# Compared after reaction_key(), so "✅️" and "👍🏽" count too.
+APPROVE_KEYS = ("✅", "✔", "👍")
+REJECT_KEYS = ("❌", "✖", "👎")
 
 
 def pseudonym(user_id: str) -> str:
@@ -734,8 +735,8 @@ class ModerationPlugin(Plugin):
         )
 
     async def on_reaction(self, event: ReactionEvent) -> None:
-        if event.key not in APPROVE_KEYS + REJECT_KEYS:
-            return
+        if event.emoji not in APPROVE_KEYS + REJECT_KEYS or event.sender == self.bot.matrix.user_id:
+            return  # the bot's own ✅/❌ chips never decide
         info = self.bot.villages.room(event.room_id)
         if info is None or info.kind != "moderation":
             return
@@ -748,7 +749,7 @@ class ModerationPlugin(Plugin):
             info.village,
             item.number,
             event.sender,
-            approve=event.key in APPROVE_KEYS,
+            approve=event.emoji in APPROVE_KEYS,
             cause=event.event_id,
         )
         if key == "moderation.own_item":

@@ -232,6 +232,12 @@ class CalendarPlugin(Plugin):
         t = self.bot.translator(village)
         text = t("calendar.published", event=self.render_item(item, t))
         event_id = await self.bot.matrix.publish(room_id, text, key=item.key("calendar-publish"))
+        try:  # a chip to tap; the bot's own reaction never counts as taking part
+            await self.bot.matrix.react(
+                room_id, event_id, RSVP_KEY, key=item.key("calendar-publish-react")
+            )
+        except MatrixError as exc:
+            self.log.warning("could not react on item %s: %s", item.id, exc)
         return room_id, event_id
 
     # ------------------------------------------------------------------ commands
@@ -652,7 +658,7 @@ class CalendarPlugin(Plugin):
 
     async def on_reaction(self, event: ReactionEvent) -> None:
         """👍 on a published event counts as taking part."""
-        if not event.key.startswith(RSVP_KEY):
+        if event.emoji != RSVP_KEY:
             return
         info = self.bot.villages.room(event.room_id)
         if info is None or event.sender == self.bot.matrix.user_id:

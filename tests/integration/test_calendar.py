@@ -119,8 +119,10 @@ async def test_event_queue_list_rsvp_feed_and_cancel(calendar_world: World) -> N
     carol = world.village.helper
     second_thoughts = await carol.react(cal, published["event_id"], "👍")
     await carol.redact(cal, second_thoughts)
-    await alice.react(cal, published["event_id"], "👍")
-    await bob.react(cal, published["event_id"], "👍")
+    await alice.react(cal, published["event_id"], "\U0001f44d\ufe0f")  # as Element X sends it
+    await bob.react(
+        cal, published["event_id"], "\U0001f44d\U0001f3fd"
+    )  # a skin tone: one RSVP still
 
     # An organizer's event skips the queue; English input works in a German village.
     reply = await world.village.organizer.command(

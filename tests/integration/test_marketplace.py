@@ -97,7 +97,7 @@ async def test_offer_through_queue_into_market_and_off_the_list(world: World) ->
         assert part in body, part
     assert not [e for e in anna.events(market) if bot_message(world, "Biete")(e)]
 
-    await mod.react(modroom, queued["event_id"], "✅")
+    await mod.react(modroom, queued["event_id"], "\u2705\ufe0f")  # as Element X sends it
     post = await anna.wait_for(market, bot_message(world, "Biete", "Rasenmäher zum Ausleihen"))
     body = body_of(post) or ""
     for part in ("Nr. 1", "Benzin, frisch gewartet", "#garten", "Nord", anna.user_id, "!kontakt 1"):
@@ -155,7 +155,7 @@ async def test_rejection_reason_limits_and_validation(world: World) -> None:
     await mod.wait_for(
         modroom, edit_of(world, queued["event_id"], "Abgelehnt", "Bitte ohne Telefonnummer")
     )
-    await mod.react(modroom, queued["event_id"], "✅")  # too late: nothing happens
+    await mod.react(modroom, queued["event_id"], "\u2705\ufe0f")  # too late: nothing happens
     assert "abgelehnt" in await ask(anna, market, "!meine")
     assert "keine Gesuche" in await ask(anna, market, "!gesuche")
 
@@ -254,7 +254,7 @@ async def test_contact_room_and_helper_proxy_posts(world: World) -> None:
     assert "Nr. 1" in sent
     queued = await queue_message(world, 1)
     assert "für Frau Meier, Tel. 1234" in (body_of(queued) or "")
-    await mod.react(modroom, queued["event_id"], "✅")
+    await mod.react(modroom, queued["event_id"], "\u2705\ufe0f")  # as Element X sends it
     post = await anna.wait_for(market, bot_message(world, "Biete · Nr. 1", "Kartoffeln"))
     assert f"eingestellt von {helper.user_id} für Frau Meier, Tel. 1234" in (body_of(post) or "")
     assert "für Frau Meier" in await ask(anna, market, "!angebote")

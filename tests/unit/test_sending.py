@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from dorfbot.context import ReactionEvent
 from dorfbot.i18n import Text
-from dorfbot.matrix import Intent, Matrix, pill
+from dorfbot.matrix import Intent, Matrix, pill, reaction_key
 
 BOT = "@dorfbot:test"
 ANNA = "@anna:test"
@@ -113,3 +114,21 @@ def test_pill_escapes_its_label() -> None:
     assert pill("@a:test", "<b>A</b>") == Text(
         "<b>A</b>", '<a href="https://matrix.to/#/@a:test">&lt;b&gt;A&lt;/b&gt;</a>'
     )
+
+
+@pytest.mark.parametrize(
+    ("sent", "compared"),
+    [
+        ("\u2705", "✅"),
+        ("\u2705\ufe0f", "✅"),
+        ("\U0001f44d\ufe0f", "👍"),
+        ("\U0001f44d\U0001f3fd", "👍"),
+        ("\U0001f44d\U0001f3ff\ufe0f", "👍"),
+        ("\u2714\ufe0e", "✔"),
+        ("\u274c", "❌"),
+    ],
+)
+def test_reaction_keys_compare_as_clients_mean_them(sent: str, compared: str) -> None:
+    assert reaction_key(sent) == compared
+    event = ReactionEvent("!r", "$e", ANNA, "$t", sent, 0)
+    assert event.emoji == compared and event.key == sent
