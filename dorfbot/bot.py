@@ -25,9 +25,12 @@ from dorfbot.commands import (
     Scope,
     parse_args,
     split_command,
+    split_unprefixed,
 )
 from dorfbot.config import Config, VillageConfig
 from dorfbot.context import CommandContext, MessageEvent, ReactionEvent
+from dorfbot.direct import MIGRATIONS as DIRECT_MIGRATIONS
+from dorfbot.direct import DirectRooms
 from dorfbot.i18n import CORE_LOCALES, Catalogs, Translator
 from dorfbot.matrix import Matrix, txn_id
 from dorfbot.moderation import Moderation
@@ -44,6 +47,7 @@ from dorfbot.webpage import PublicPages
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 10
+DM_HINT_SECONDS = 3600
 
 
 class Bot:
@@ -61,6 +65,7 @@ class Bot:
             trust=config.trust,
         )
         self.villages = Villages(config, self.matrix)
+        self.direct = DirectRooms(self.matrix, self.db)
         self.catalogs = Catalogs()
         self.catalogs.add_dir(CORE_LOCALES)
         self.commands = CommandTable()
@@ -81,6 +86,7 @@ class Bot:
         )
         self.moderation = Moderation(self)
         self._undecryptable_notified: set[str] = set()
+        self._dm_hinted: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- services
@@ -103,6 +109,8 @@ class Bot:
         """Open storage and load the plugins (migrations, catalogs, commands); no network."""
         await self.db.open()
         await self.db.migrate("sync", SYNC_MIGRATIONS)
+        await self.db.migrate("direct", DIRECT_MIGRATIONS)
+        await self.direct.load()
         await self._load_plugins()
 
     async def start(self) -> None:
@@ -189,16 +197,24 @@ class Bot:
                 log.exception("plugin %s on_synced failed", plugin.name)
 
     async def on_invite(self, room_id: str, inviter: str | None, is_direct: bool) -> None:
-        """Join configured rooms, rooms from admins, and DMs from village members."""
+        """Join configured rooms, rooms from admins, and DMs from village members.
+
+        A DM (an invite marked ``is_direct``) is recorded as the inviter's, see
+        :mod:`dorfbot.direct`.
+        """
         configured = room_id in self.villages.all_room_ids()
         from_admin = inviter in self.config.admins
         from_member = bool(inviter and self.villages.of_user(inviter))
-        if configured or from_admin or (is_direct and from_member):
+        direct = is_direct and not configured and inviter is not None
+        if configured or from_admin or (direct and from_member):
             log.info("joining %s (invited by %s)", room_id, inviter)
             try:
                 await self.matrix.join(room_id)
             except Exception as exc:
                 log.warning("could not join %s: %s", room_id, exc)
+                return
+            if direct and inviter is not None:
+                await self.direct.record(room_id, inviter)
         else:
             log.info("declining invite to %s from %s", room_id, inviter)
             try:
@@ -267,6 +283,13 @@ class Bot:
 
     async def on_message(self, event: MessageEvent) -> None:
         split = split_command(event.body, self.config.command_prefix)
+        if split is None and self._in_own_dm(event):
+            # In a DM the prefix is optional: "Hilfe", "angebote", "Biete Fahrrad".
+            split = split_unprefixed(event.body)
+            if split is not None and self.commands.get(split[0]) is None:
+                split = None
+            if split is None and event.msgtype == "m.text":
+                await self._dm_hint(event)
         if split is None:
             await self._each_plugin("on_message", event)
             return
@@ -277,6 +300,21 @@ class Bot:
         # label by the declared name only: arbitrary words must not create metric series
         label = spec.name if spec is not None else "unknown"
         self.metrics.observe_command(label, outcome, time.monotonic() - started)
+
+    def _in_own_dm(self, event: MessageEvent) -> bool:
+        return self.villages.room(event.room_id) is None and self.direct.is_dm_of(
+            event.room_id, event.sender
+        )
+
+    async def _dm_hint(self, event: MessageEvent) -> None:
+        """A DM that is no command: point to ``hilfe``, once an hour per person."""
+        now = time.time()
+        if now - self._dm_hinted.get(event.sender, 0.0) < DM_HINT_SECONDS:
+            return
+        self._dm_hinted[event.sender] = now
+        villages = self.villages.of_user(event.sender)
+        t = self.translator(villages[0] if len(villages) == 1 else None)
+        await self.matrix.reply(event.room_id, event.event_id, t("core.dm_hint"))
 
     async def dispatch(self, event: MessageEvent, name: str, rest: str) -> str:
         """Route one command; returns the outcome label for metrics."""
@@ -290,7 +328,7 @@ class Bot:
             await self.matrix.answer(event.room_id, event.event_id, t(key, **params))
 
         if village is None:
-            if not self._is_direct_room(event.room_id):
+            if not self.direct.is_dm_of(event.room_id, event.sender):
                 return "ignored"  # a room we share with people but do not serve
             villages = self.villages.of_user(event.sender)
             if args.village:
@@ -356,10 +394,6 @@ class Bot:
             await ctx.answer("core.error")
             return "error"
         return "ok"
-
-    def _is_direct_room(self, room_id: str) -> bool:
-        room = self.matrix.client.rooms.get(room_id)
-        return room is not None and room.member_count <= 2
 
     @staticmethod
     def _allowed(spec: CommandSpec, role: Role, room_kind: str) -> bool:

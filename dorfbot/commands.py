@@ -224,6 +224,21 @@ def split_command(body: str, prefix: str) -> tuple[str, str] | None:
     return name, rest[1:] if rest[:1] in (" ", "\t") else rest.lstrip(" \t")
 
 
+def split_unprefixed(body: str) -> tuple[str, str] | None:
+    """Like :func:`split_command` for a DM without the prefix: ``"Hilfe?"`` is ``hilfe``.
+
+    Trailing punctuation of the first word is dropped; whether the word names a
+    command is the caller's question.
+    """
+    match = re.match(r"\s*([^\s]+)(.*)", body, re.DOTALL)
+    if not match:
+        return None
+    word = match.group(1).rstrip(".,;:!?")
+    if not word:
+        return None
+    return split_command(word + match.group(2), "")
+
+
 # ----------------------------------------------------------------------------- routing
 
 

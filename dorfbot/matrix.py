@@ -165,8 +165,6 @@ class Matrix:
         self.configured_user_id = user_id
         self.village_rooms: set[str] = set()
         """Configured rooms (filled by the bot): never mistaken for a direct chat."""
-        self._shared_rooms: set[str] = set()
-        """Rooms opened for more than one person (``!kontakt``): never someone's DM."""
         self.device_name = device_name
         self.encryption = encryption
         store = data_dir / "crypto"
@@ -515,15 +513,13 @@ class Matrix:
         name: str,
         *,
         topic: str | None = None,
-        direct: bool = False,
     ) -> str:
-        """Create a private room, invite people, return its ID."""
+        """Create a private room for several people (never a DM), return its ID."""
         await self.ready.wait()
         resp = await self.client.room_create(
             name=name,
             topic=topic,
             invite=invite,
-            is_direct=direct,
             preset=nio.RoomPreset.trusted_private_chat,
         )
         room_id = str(_check(resp, "create room").room_id)
@@ -531,23 +527,66 @@ class Matrix:
         # room, so nio would not know it before our next send; register it now
         # (unencrypted, as created) and let the next sync fill in its state.
         self.client.rooms.setdefault(room_id, nio.MatrixRoom(room_id, self.user_id))
-        if not direct:
-            self._shared_rooms.add(room_id)
         return room_id
 
-    async def direct_room(self, user_id: str, name: str) -> str:
-        """An existing two-person room with ``user_id``, or a new DM.
+    async def create_direct_room(self, user_id: str, name: str) -> str:
+        """Create an invite-only DM with ``user_id``, encrypted when encryption is on.
 
-        Village rooms never count, even when only the bot and one person are in
-        them (a young moderation room), nor rooms opened for several people.
+        Only :class:`dorfbot.direct.DirectRooms` calls this; it records the room.
         """
-        for room in self.client.rooms.values():
-            if room.room_id in self.village_rooms or room.room_id in self._shared_rooms:
-                continue
-            members = set(room.users) | set(room.invited_users)
-            if members == {self.user_id, user_id}:
-                return str(room.room_id)
-        return await self.open_private_room([user_id], name, direct=True)
+        await self.ready.wait()
+        state: list[dict[str, Any]] = []
+        if self.encryption:
+            state.append(
+                {
+                    "type": "m.room.encryption",
+                    "state_key": "",
+                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                }
+            )
+        resp = await self.client.room_create(
+            name=name,
+            invite=[user_id],
+            is_direct=True,
+            preset=nio.RoomPreset.trusted_private_chat,
+            initial_state=state,
+        )
+        room_id = str(_check(resp, "create room").room_id)
+        # The sync loop may be busy handling the very command that asked for this
+        # room, so nio would not know it before our next send: register it as
+        # created (members, rules, encryption); the next sync confirms it. The
+        # invited person's devices must be known, or they get no room key.
+        room = self.client.rooms.setdefault(room_id, nio.MatrixRoom(room_id, self.user_id))
+        room.join_rule = "invite"
+        room.history_visibility = "shared"
+        room.add_member(self.user_id, None, None)
+        room.add_member(user_id, None, None, invited=True)
+        if state and self.client.olm is not None:
+            room.encrypted = True
+            room.members_synced = True
+            self.client.olm.update_tracked_users(room)
+            if self.client.should_query_keys:
+                await self.client.keys_query()
+        return room_id
+
+    async def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """A client-server API request matrix-nio has no method for; returns the JSON."""
+        headers = {"Authorization": f"Bearer {self.client.access_token}"}
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body)
+        resp = await self.client.send(method, path, data, headers=headers)
+        try:
+            answer = await resp.json(content_type=None)
+        except ValueError:
+            answer = None
+        finally:
+            resp.release()
+        if resp.status >= 400:
+            errcode = answer.get("errcode") if isinstance(answer, dict) else None
+            raise MatrixError(f"{method} {path}: HTTP {resp.status} {answer}", errcode)
+        return answer
 
     async def join(self, room_id: str) -> str:
         return str(_check(await self.client.join(room_id), f"join {room_id}").room_id)

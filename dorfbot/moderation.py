@@ -378,8 +378,9 @@ class Moderation:
             except MatrixError as exc:
                 log.info("could not reply to item %s's command (%s); sending a DM", item.id, exc)
         t = self.translator(item.village)
-        room_id = await self.bot.matrix.direct_room(item.author, t.plain("moderation.dm_name"))
-        await self.bot.matrix.tell(room_id, text, to=[item.author], key=key)
+        await self.bot.direct.tell(
+            item.author, text, key=key, room_name=t.plain("moderation.dm_name")
+        )
 
     async def remove(
         self,

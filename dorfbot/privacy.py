@@ -81,13 +81,13 @@ class PrivacyPlugin(Plugin):
     async def my_data(self, ctx: CommandContext) -> None:
         data = await self.collect(ctx.sender)
         payload = json.dumps(data, ensure_ascii=False, indent=2, default=str).encode()
-        room_id = await self.bot.matrix.direct_room(ctx.sender, ctx.t.plain("privacy.dm_name"))
-        await self.bot.matrix.send_file(
-            room_id,
+        room_id = await self.bot.direct.send_file(
+            ctx.sender,
             payload,
             "dorfbot-meine-daten.json",
             "application/json",
             key=ctx.key("mydata-file"),
+            room_name=ctx.t.plain("privacy.dm_name"),
         )
         await ctx.answer("privacy.sent" if room_id != ctx.room_id else "privacy.sent_here")
 

@@ -302,12 +302,19 @@ class EventStream:
 
 
 def _invite_details(info: Any, own_user_id: str) -> tuple[str | None, bool]:
+    """Who invited the bot, and whether the invite is marked ``is_direct``.
+
+    matrix-nio's ``InviteMemberEvent`` keeps the event's ``content`` in its own
+    attribute and drops it from ``source``, so ``is_direct`` is read from there.
+    """
     inviter: str | None = None
     direct = False
     for event in getattr(info, "invite_state", []):
         source = getattr(event, "source", {}) or {}
         if source.get("type") == "m.room.member" and source.get("state_key") == own_user_id:
             inviter = source.get("sender")
-            content = source.get("content")
+            content = getattr(event, "content", None)
+            if not isinstance(content, dict):
+                content = source.get("content")
             direct = isinstance(content, dict) and content.get("is_direct") is True
     return inviter, direct

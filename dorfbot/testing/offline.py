@@ -118,7 +118,8 @@ class OfflineBot:
         matrix.put_state = room  # type: ignore[method-assign]
         matrix.get_state = no_state  # type: ignore[method-assign]
         matrix.open_private_room = room  # type: ignore[method-assign]
-        matrix.direct_room = room  # type: ignore[method-assign]
+        matrix.create_direct_room = room  # type: ignore[method-assign]
+        matrix.api = nothing  # type: ignore[method-assign]
         matrix.send_file = send_file  # type: ignore[method-assign]
 
     async def command(
