@@ -89,6 +89,21 @@ class DirectRooms:
         self._owner[room_id] = user_id
         await self._mirror_m_direct()
 
+    def rooms_of(self, user_id: str) -> list[str]:
+        """Every room recorded as ``user_id``'s DM, private now or not."""
+        return [room_id for room_id, owner in self._owner.items() if owner == user_id]
+
+    async def forget_user(self, user_id: str) -> list[str]:
+        """Drop ``user_id``'s records (erasure); returns the rooms, which the caller may leave."""
+        rooms = self.rooms_of(user_id)
+        if not rooms:
+            return []
+        await self.db.execute("DELETE FROM direct_rooms WHERE user_id = ?", (user_id,))
+        for room_id in rooms:
+            del self._owner[room_id]
+        await self._mirror_m_direct()
+        return rooms
+
     async def _mirror_m_direct(self) -> None:
         """Write the records into the bot's ``m.direct`` (best effort: the table rules)."""
         by_user: dict[str, list[str]] = {}

@@ -106,8 +106,15 @@ class PrivacyPlugin(Plugin):
             )
             return
         del self._pending_forget[ctx.sender]
+        dms = self.bot.direct.rooms_of(ctx.sender)
         redacted = await self.forget(ctx.sender)
         await ctx.answer("privacy.forgotten", redacted=redacted)
+        # No record of the DM is kept, so the bot leaves it (after answering there).
+        for room_id in dms:
+            try:
+                await self.bot.matrix.leave(room_id)
+            except Exception as exc:
+                self.log.warning("could not leave DM %s: %s", room_id, exc)
 
     async def forget(self, user_id: str) -> int:
         """Erase ``user_id`` everywhere; returns how many published messages were redacted."""
@@ -129,6 +136,7 @@ class PrivacyPlugin(Plugin):
         for plugin in self.bot.plugins.values():
             if plugin is not self:
                 await plugin.forget_user(user_id)
+        await self.bot.direct.forget_user(user_id)
         ids = [item.id for item in own]
         for plugin in self.bot.plugins.values():
             if plugin is not self and ids:

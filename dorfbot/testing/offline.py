@@ -120,6 +120,7 @@ class OfflineBot:
         matrix.open_private_room = room  # type: ignore[method-assign]
         matrix.create_direct_room = room  # type: ignore[method-assign]
         matrix.api = nothing  # type: ignore[method-assign]
+        matrix.leave = nothing  # type: ignore[method-assign]
         matrix.send_file = send_file  # type: ignore[method-assign]
 
     async def command(

@@ -594,6 +594,22 @@ class Resident:
             timeout,
         )
 
+    async def download_file(self, content: Mapping[str, Any]) -> bytes:
+        """The bytes of an ``m.file`` message's content, decrypted if it came encrypted."""
+        file = content.get("file")
+        url = file["url"] if isinstance(file, Mapping) else content.get("url")
+        resp = _check(await self.client.download(str(url)), f"download {url}")
+        data = bytes(resp.body)
+        if isinstance(file, Mapping):
+            from nio.crypto import attachments
+
+            data = bytes(
+                attachments.decrypt_attachment(
+                    data, file["key"]["k"], file["hashes"]["sha256"], file["iv"]
+                )
+            )
+        return data
+
     # -- raw HTTP ----------------------------------------------------------
 
     async def request_json(

@@ -6,8 +6,6 @@ import asyncio
 import json
 from typing import Any
 
-from nio.crypto import attachments
-
 from dorfbot.testing.resident import Resident, body_of, reply_target
 from dorfbot.testing.village import World, bot_message
 
@@ -27,13 +25,7 @@ async def _export(world: World, person: Resident) -> tuple[str, dict[str, Any], 
             for event in person.events(room_id):
                 content = event.get("content", {})
                 if event.get("sender") == world.bot_user_id and content.get("msgtype") == "m.file":
-                    file = content.get("file")
-                    url = file["url"] if file else content["url"]
-                    data = (await person.client.download(url)).body
-                    if file:
-                        data = attachments.decrypt_attachment(
-                            data, file["key"]["k"], file["hashes"]["sha256"], file["iv"]
-                        )
+                    data = await person.download_file(content)
                     return room_id, event, json.loads(data)
         await asyncio.sleep(0.1)
     raise AssertionError("no export file arrived")

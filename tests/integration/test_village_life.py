@@ -89,9 +89,7 @@ async def _download_export(world: World, person) -> dict:  # type: ignore[no-unt
             for event in person.events(room_id):
                 content = event.get("content", {})
                 if event.get("sender") == world.bot_user_id and content.get("msgtype") == "m.file":
-                    url = content.get("url") or content.get("file", {}).get("url")
-                    resp = await person.client.download(url)
-                    return json.loads(resp.body)
+                    return json.loads(await person.download_file(content))
         await asyncio.sleep(0.2)
     raise AssertionError("no export file arrived")
 
