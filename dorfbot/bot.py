@@ -314,7 +314,7 @@ class Bot:
         self._dm_hinted[event.sender] = now
         villages = self.villages.of_user(event.sender)
         t = self.translator(villages[0] if len(villages) == 1 else None)
-        await self.matrix.reply(event.room_id, event.event_id, t("core.dm_hint"))
+        await self.matrix.answer(event.room_id, event.event_id, t("core.dm_hint"))
 
     async def dispatch(self, event: MessageEvent, name: str, rest: str) -> str:
         """Route one command; returns the outcome label for metrics."""

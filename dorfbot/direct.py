@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+
 from dorfbot.i18n import Text
 from dorfbot.matrix import Matrix, MatrixError
 from dorfbot.storage import Database, sql_script
