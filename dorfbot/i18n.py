@@ -2,10 +2,11 @@
 
 Catalog files are flat YAML mappings ``key: template`` in ``locales/<lang>/*.yaml``
 (the core's beside this module, each plugin's beside the plugin). Templates are
-trusted text and may use a little HTML (``<b>``, ``<i>``, ``<code>``, ``<br>``,
-``<ul><li>``); placeholders use ``str.format`` syntax. Every value substituted
-into a template is escaped for the HTML body, so user content can never inject
-markup: this is the one place where that rule is enforced.
+trusted text and may use a little HTML, only the tags in :data:`ELEMENT_X_TAGS`
+(a unit test renders every template and checks); placeholders use
+``str.format`` syntax. Every value substituted into a template is escaped for
+the HTML body, so user content can never inject markup: this is the one place
+where that rule is enforced.
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ from typing import Any
 import yaml
 
 DEFAULT_LANGUAGE = "de"
+
+#: The only tags a template (or any formatted body of the bot) may use: what
+#: Element X renders. It flattens or drops the rest (tables, headings, colour,
+#: ``<details>``), so they would reach most residents as noise (SPEC 5).
+ELEMENT_X_TAGS = frozenset(
+    {"b", "strong", "i", "em", "u", "s", "del", "code", "pre", "ul", "ol", "li", "p", "br", "a",
+     "blockquote"}
+)  # fmt: skip
 
 _TAG = re.compile(r"<[^>]+>")
 _BLOCK_BREAK = re.compile(r"<br\s*/?>|</p>|</li>|</h\d>|</?ul>|</?ol>|</blockquote>", re.I)
