@@ -4,7 +4,8 @@
 room event from :class:`~dorfbot.sync.EventStream` to commands and plugin
 hooks. Plugins see it as ``self.bot`` and use its services: ``matrix`` (the
 sending API), ``villages``, ``translator()``, ``db``, ``web`` (and ``pages``, the
-villages' public web pages of :mod:`dorfbot.webpage`).
+villages' public web pages of :mod:`dorfbot.webpage`), ``jobs`` (long work off the
+command loop, :mod:`dorfbot.jobs`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dorfbot.context import CommandContext, MessageEvent, ReactionEvent
 from dorfbot.direct import MIGRATIONS as DIRECT_MIGRATIONS
 from dorfbot.direct import DirectRooms
 from dorfbot.i18n import CORE_LOCALES, Catalogs, Translator
+from dorfbot.jobs import Jobs
 from dorfbot.matrix import Matrix, txn_id
 from dorfbot.moderation import Moderation
 from dorfbot.plugin import Plugin, Scheduler
@@ -72,6 +74,7 @@ class Bot:
         self.rate_limiter = RateLimiter(config.commands_per_minute)
         self.aps = AsyncIOScheduler(timezone="UTC")
         self.metrics = metrics.Metrics()
+        self.jobs = Jobs(on_failure=self.metrics.errors.inc)
         self.web = WebServer(config.http, self)
         self.pages = PublicPages(self)
         self.plugins: dict[str, Plugin] = {}
@@ -172,6 +175,7 @@ class Bot:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
+        await self.jobs.stop()
         for name, plugin in reversed(list(self.plugins.items())):
             try:
                 await plugin.stop()

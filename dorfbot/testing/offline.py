@@ -145,8 +145,11 @@ class OfflineBot:
         split = split_command(body, self.bot.config.command_prefix)
         if split is None:
             await self.bot.on_message(event)
+            await self.bot.jobs.wait()
             return "not a command"
-        return await self.bot.dispatch(event, *split)
+        outcome = await self.bot.dispatch(event, *split)
+        await self.bot.jobs.wait()  # background work (imports) answers before we return
+        return outcome
 
     async def close(self) -> None:
         for plugin in self.bot.plugins.values():

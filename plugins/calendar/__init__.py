@@ -30,8 +30,17 @@ Config (``plugins.calendar``)::
     web_days: 14               # days of events on the village's public page
     web_max_events: 100        # at most this many occurrences there
     import_max_bytes: 2000000
-    import_timeout: 20         # seconds
+    import_timeout: 20         # seconds, for the whole download
     import_max_events: 2000
+    import_max_redirects: 3
+    import_allow_private: false  # true: also intranet/loopback addresses
+    import_allow_networks: []    # or only these networks, e.g. ["10.1.2.0/24"]
+
+Imports run as background jobs (:mod:`dorfbot.jobs`): the command returns at
+once, the result is a reply to the command (after a "loading" note when it
+takes longer than :data:`PROGRESS_SECONDS`). URLs are fetched with
+:func:`dorfbot.fetch.fetch_public`: public addresses only unless the operator
+allows more; what the organizer is told never names a status or an address.
 """
 
 from __future__ import annotations
@@ -40,12 +49,12 @@ import asyncio
 import hashlib
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import aiohttp
 from aiohttp import web
 
 from dorfbot import items as states
@@ -53,6 +62,15 @@ from dorfbot.commands import command
 from dorfbot.config import VillageConfig
 from dorfbot.context import CommandContext, MessageEvent, ReactionEvent
 from dorfbot.dates import DateParseError, parse_time, parse_when
+from dorfbot.fetch import (
+    AddressPolicy,
+    FetchError,
+    FetchRefused,
+    FetchTimeout,
+    FetchTooLarge,
+    check_url,
+    fetch_public,
+)
 from dorfbot.i18n import Markup, Text, Translator
 from dorfbot.items import Item
 from dorfbot.matrix import MatrixError, txn_id
@@ -62,7 +80,7 @@ from dorfbot.roles import Role
 from dorfbot.webpage import WebPage, WebSection
 
 from .ical import MAX_TITLE, CalendarEvent, CalendarFormatError, parse_calendar, render_feed
-from .recurrence import Occurrence, RecurrenceError, expand
+from .recurrence import Occurrence, RecurrenceError, expand_async
 from .store import MIGRATIONS, EventStore, StoredEvent
 from .texts import Formatter
 
@@ -72,6 +90,8 @@ MONTH_WORDS = ("monat", "month")
 TODAY_WORDS = ("heute", "today")
 MAX_COUNT = 100
 COUNT_WINDOWS = (14, 62, 366)
+PROGRESS_SECONDS = 3.0
+"""An import still running after this long tells the asker it is on its way."""
 
 
 class ImportFailure(Exception):
@@ -91,6 +111,7 @@ class ImportResult:
     cancelled: int = 0
     skipped: int = 0
     past: int = 0
+    unsupported: int = 0
 
 
 class CalendarPlugin(Plugin):
@@ -111,14 +132,22 @@ class CalendarPlugin(Plugin):
         "import_max_events": 2000,
         "web_days": 14,
         "web_max_events": 100,
+        "import_max_redirects": 3,
+        "import_allow_private": False,
+        "import_allow_networks": [],
     }
 
     events: EventStore
+    address_policy: AddressPolicy
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         self.events = EventStore(self.db)
+        self.address_policy = AddressPolicy.of(
+            self.config["import_allow_private"] is True,
+            self.config["import_allow_networks"] or (),
+        )
         self.bot.web.add_get("/ical/{village}.ics", self.serve_feed)
         for village in self.bot.config.villages:
             hour, minute = digest_clock(village)
@@ -154,8 +183,10 @@ class CalendarPlugin(Plugin):
     ) -> list[tuple[StoredEvent, Occurrence]]:
         """Every occurrence of the village's published events in ``[after, before)``.
 
-        One query, then expansion in memory, ordered by start. ``in_states``
-        widens the query (the public page also shows cancelled events, marked).
+        One query, then expansion in memory (yielding to the event loop every few
+        milliseconds), ordered by start. ``in_states`` widens the query (the public
+        page also shows cancelled events, marked). Events whose stored rule cannot be
+        read (stored before the calendar refused such rules) are logged and left out.
         """
         stored_events = await self.events.window(village.id, after, before, in_states)
         by_id: dict[int, StoredEvent] = {}
@@ -167,7 +198,8 @@ class CalendarPlugin(Plugin):
                 self.log.warning("event %s has an unreadable rule: %s", stored.item_id, exc)
                 continue
             by_id[stored.item_id] = stored
-        return [(by_id[occ.series.key], occ) for occ in expand(series, after, before)]
+        found = await expand_async(series, after, before)
+        return [(by_id[occ.series.key], occ) for occ in found]
 
     async def upcoming(
         self, village: VillageConfig, now: datetime, *, count: int
@@ -436,9 +468,11 @@ class CalendarPlugin(Plugin):
         formatter = Formatter(t, village.tz)
         stored = await self.events.get(item.id)
         event = stored.event if stored else self.event_of(item)
-        series = event.series(item.id)
         now = datetime.now(UTC)
-        upcoming = series.occurrences(now, now + timedelta(days=366))
+        try:
+            upcoming = event.series(item.id).occurrences(now, now + timedelta(days=366))
+        except (RecurrenceError, ValueError):
+            upcoming = []
         if event.rrule:
             when = t.plain("calendar.cancel_series", rule=formatter.repeat(event))
         elif upcoming:
@@ -483,44 +517,85 @@ class CalendarPlugin(Plugin):
         if not url:
             await ctx.answer("usage.import", prefix=prefix)
             return
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        if check_url(url) is not None:
             await ctx.answer("calendar.import_bad_url")
             return
-        try:
-            data = await self.fetch(url)
-            result = await self.import_data(village, data, actor=ctx.sender, source=url)
-        except ImportFailure as exc:
-            await ctx.answer(exc.key, **exc.params)
+        if self.bot.jobs.full:
+            await ctx.answer("calendar.import_busy")
             return
-        await ctx.answer(self._import_text(ctx.t, result))
+
+        async def answer(text: Text) -> None:
+            await ctx.answer(text)
+
+        async def failed(_: BaseException) -> None:
+            await ctx.answer("calendar.import_failed")
+
+        # The download may take up to import_timeout: never on the command loop.
+        self.bot.jobs.start(
+            f"import:{village.id}",
+            self._import_job(village, ctx.t, answer, lambda: self.fetch(url), ctx.sender, url),
+            on_error=failed,
+        )
 
     async def fetch(self, url: str) -> bytes:
-        """GET an ``.ics`` over http(s) with the configured time and size limits."""
-        limit = int(self.config["import_max_bytes"])
-        timeout = aiohttp.ClientTimeout(total=float(self.config["import_timeout"]))
+        """GET an ``.ics`` from a public address with the configured limits."""
+        return await fetch_public(
+            url,
+            policy=self.address_policy,
+            max_bytes=int(self.config["import_max_bytes"]),
+            timeout=float(self.config["import_timeout"]),
+            max_redirects=int(self.config["import_max_redirects"]),
+            accept="text/calendar, */*;q=0.5",
+        )
+
+    async def _import_job(
+        self,
+        village: VillageConfig,
+        t: Translator,
+        answer: Callable[[Text], Awaitable[None]],
+        load: Callable[[], Awaitable[bytes]],
+        actor: str,
+        source: str,
+    ) -> None:
+        """Load and import, then answer; a note first when it takes a while."""
+        work = asyncio.ensure_future(self._load_and_import(village, t, load, actor, source))
         try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(
-                    url, headers={"Accept": "text/calendar, */*;q=0.5"}, max_redirects=5
-                ) as resp,
-            ):
-                if resp.status != 200:
-                    raise ImportFailure("calendar.import_http", status=resp.status)
-                if resp.content_length is not None and resp.content_length > limit:
-                    raise ImportFailure("calendar.import_too_large", max=_megabytes(limit))
-                data = bytearray()
-                async for chunk in resp.content.iter_chunked(65536):
-                    data += chunk
-                    if len(data) > limit:
-                        raise ImportFailure("calendar.import_too_large", max=_megabytes(limit))
-                return bytes(data)
-        except TimeoutError:
-            raise ImportFailure("calendar.import_timeout") from None
-        except aiohttp.ClientError as exc:
-            self.log.info("import from %s failed: %s", url, exc)
-            raise ImportFailure("calendar.import_unreachable") from None
+            done, _ = await asyncio.wait({work}, timeout=PROGRESS_SECONDS)
+            if not done:
+                await answer(t("calendar.import_running"))
+            text = await work
+        finally:
+            work.cancel()  # a no-op once done; stops the work when the job is cancelled
+        await answer(text)
+
+    async def _load_and_import(
+        self,
+        village: VillageConfig,
+        t: Translator,
+        load: Callable[[], Awaitable[bytes]],
+        actor: str,
+        source: str,
+    ) -> Text:
+        """The import's outcome as the text for the asker (failures in generic words)."""
+        limit = int(self.config["import_max_bytes"])
+        try:
+            data = await load()
+            result = await self.import_data(village, data, actor=actor, source=source)
+        except ImportFailure as exc:
+            return t(exc.key, **exc.params)
+        except FetchTooLarge:
+            return t("calendar.import_too_large", max=_megabytes(limit))
+        except FetchTimeout:
+            return t("calendar.import_timeout")
+        except FetchRefused as exc:
+            # The log says why (for the operator); the asker learns nothing about
+            # the inside of the network.
+            self.log.info("import into %s refused: %s", village.id, exc.reason)
+            return t("calendar.import_unreachable")
+        except FetchError as exc:
+            self.log.info("import into %s failed: %s", village.id, exc.reason)
+            return t("calendar.import_unreachable")
+        return self._import_text(t, result)
 
     async def import_data(
         self, village: VillageConfig, data: bytes, *, actor: str, source: str
@@ -591,6 +666,7 @@ class CalendarPlugin(Plugin):
             cancelled=counts["cancelled"],
             skipped=counts["skipped"] + parsed.skipped,
             past=parsed.past,
+            unsupported=parsed.unsupported,
         )
 
     def _import_text(self, t: Translator, result: ImportResult) -> Text:
@@ -599,6 +675,8 @@ class CalendarPlugin(Plugin):
             extra.append(t("calendar.import_cancelled", n=result.cancelled))
         if result.past:
             extra.append(t("calendar.import_past", n=result.past))
+        if result.unsupported:
+            extra.append(t("calendar.import_unsupported", n=result.unsupported))
         if result.skipped:
             extra.append(t("calendar.import_skipped", n=result.skipped))
         return t(
@@ -628,10 +706,17 @@ class CalendarPlugin(Plugin):
         if self.bot.role_in(info.village, event.sender) < Role.ORGANIZER:
             return
         village = info.village
-        t = self.bot.translator(village)
         limit = int(self.config["import_max_bytes"])
         size = file_info.get("size")
-        try:
+        sent = 0
+
+        async def answer(text: Text) -> None:
+            nonlocal sent
+            sent += 1
+            key = txn_id(event.event_id, "calendar-import", sent)
+            await self.bot.matrix.answer(event.room_id, event.event_id, text, key=key)
+
+        async def load() -> bytes:
             if isinstance(size, int) and size > limit:
                 raise ImportFailure("calendar.import_too_large", max=_megabytes(limit))
             try:  # plain or encrypted (the file key travels in the encrypted event)
@@ -643,17 +728,20 @@ class CalendarPlugin(Plugin):
                 ) from exc
             if len(data) > limit:
                 raise ImportFailure("calendar.import_too_large", max=_megabytes(limit))
-            result = await self.import_data(
-                village, data, actor=event.sender, source=f"file:{name}"
-            )
-            text = self._import_text(t, result)
-        except ImportFailure as exc:
-            text = t(exc.key, **exc.params)
-        except Exception as exc:
-            self.log.warning("import of an attached file failed: %s", exc)
-            text = t("calendar.import_unreachable")
-        await self.bot.matrix.answer(
-            event.room_id, event.event_id, text, key=txn_id(event.event_id, "calendar-import")
+            return data
+
+        t = self.bot.translator(village)
+        if self.bot.jobs.full:
+            await answer(t("calendar.import_busy"))
+            return
+
+        async def failed(_: BaseException) -> None:
+            await answer(t("calendar.import_failed"))
+
+        self.bot.jobs.start(
+            f"import-file:{village.id}",
+            self._import_job(village, t, answer, load, event.sender, f"file:{name}"),
+            on_error=failed,
         )
 
     async def on_reaction(self, event: ReactionEvent) -> None:

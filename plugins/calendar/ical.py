@@ -11,7 +11,9 @@ calendar) with :mod:`icalendar` into :class:`CalendarEvent` values: all-day
 and timed events, TZID/UTC/floating times, RRULE (UNTIL normalised to what
 RFC 5545 asks for), EXDATE, moved or cancelled single occurrences
 (RECURRENCE-ID), cancelled events. Anything unreadable is counted as skipped,
-never guessed.
+never guessed; an event whose RRULE the calendar does not support
+(:func:`~.recurrence.parse_rule`: HOURLY and finer, BYHOUR, BYWEEKNO, ``X-``
+parts, ...) is counted as unsupported and left out.
 """
 
 from __future__ import annotations
@@ -234,6 +236,8 @@ class ParsedCalendar:
     events: list[CalendarEvent] = field(default_factory=list)
     skipped: int = 0
     past: int = 0
+    unsupported: int = 0
+    """Events left out for a recurrence rule the calendar does not support."""
 
 
 def parse_calendar(
@@ -263,12 +267,14 @@ def parse_calendar(
     for component in calendar.walk("VEVENT"):
         try:
             event, recurrence_id = _read_event(component, zone)
+        except RecurrenceError:
+            result.unsupported += 1
+            continue
         except (
             ValueError,
             TypeError,
             KeyError,
             AttributeError,
-            RecurrenceError,
             ZoneInfoNotFoundError,
             OverflowError,
         ):
@@ -296,6 +302,9 @@ def parse_calendar(
         try:
             last = event.series().last_end()
         except RecurrenceError:
+            result.unsupported += 1
+            continue
+        except (ValueError, OverflowError):
             result.skipped += 1
             continue
         if last is not None and last < limit:
@@ -429,7 +438,7 @@ def _read_event(component: Any, zone: ZoneInfo) -> tuple[CalendarEvent, datetime
         sequence=max(0, sequence),
         cancelled=str(component.get("STATUS", "")).upper() == "CANCELLED",
     )
-    event.series()  # refuse rules we could not expand
+    event.series()  # refuse rules we do not expand (raises RecurrenceError)
     return event, recurrence_id
 
 

@@ -1,17 +1,26 @@
-"""Expanding stored events into occurrences, fast and in local wall-clock time.
+"""Expanding stored events into occurrences, fast, bounded and in local wall-clock time.
 
 An event is a :class:`Series`: a wall-clock start in its time zone, an
 optional RFC 5545 RRULE, EXDATEs and a wall-clock length. Occurrences are
 generated as naive local times and only then turned into instants, so a
 Sunday 10:00 service stays at 10:00 across daylight-saving changes.
 
-Listing a month of a thousand recurring events must stay in the tens of
-milliseconds, so the common rules (FREQ=DAILY/WEEKLY/MONTHLY/YEARLY with
-INTERVAL, BYDAY, BYMONTHDAY, BYMONTH, WKST, UNTIL) are generated directly for
-the asked window instead of iterating from DTSTART. Rules with COUNT are
-expanded once (they are finite) and cached; anything more exotic (BYSETPOS,
-BYWEEKNO, ...) goes to :mod:`dateutil`. ``tests/unit/test_calendar_recurrence.py``
-checks the fast path against dateutil.
+Only what a village calendar needs is accepted (:func:`parse_rule`):
+FREQ=DAILY/WEEKLY/MONTHLY/YEARLY with INTERVAL (up to 1000), COUNT, UNTIL,
+BYDAY, BYMONTHDAY, BYMONTH, BYSETPOS and WKST. HOURLY/MINUTELY/SECONDLY, the
+other BYxxx parts and unknown (``X-``) parts raise :class:`UnsupportedRule`,
+so an import refuses them and a stored one is skipped, never expanded.
+
+Every rule is generated directly for the asked window (whole periods aligned
+to DTSTART and INTERVAL), never iterated from DTSTART onwards, so the work per
+series is bounded by the window, not by the age of the series; at most
+:data:`MAX_PER_SERIES` occurrences come from one series per call. A COUNT is
+turned once into the start of its last occurrence (a cached datetime, searched
+at most :data:`COUNT_HORIZON_YEARS` ahead and cut at :data:`MAX_COUNT`), so
+it bounds the window like an UNTIL. :func:`expand_async` expands many series
+and yields to the event loop every few milliseconds.
+``tests/unit/test_calendar_recurrence.py`` checks the generators against
+dateutil.
 
 Like :class:`dorfbot.dates.When`, DTSTART itself is always the first
 occurrence (RFC 5545 counts it even when the rule would not produce it).
@@ -19,8 +28,11 @@ occurrence (RFC 5545 counts it even when the rule would not produce it).
 
 from __future__ import annotations
 
-import bisect
+import asyncio
 import calendar
+import heapq
+import logging
+import time as clock
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -28,27 +40,38 @@ from functools import lru_cache
 from typing import cast
 from zoneinfo import ZoneInfo
 
-from dateutil.rrule import rrule as RRule
-from dateutil.rrule import rrulestr
+log = logging.getLogger(__name__)
 
 DAY = timedelta(days=1)
 MAX_COUNT = 10_000
 """Rules with a larger COUNT are cut there (a weekly event for 190 years)."""
+COUNT_HORIZON_YEARS = 100
+"""How far after DTSTART the last occurrence of a COUNT rule is searched."""
+MAX_INTERVAL = 1000
+MAX_PER_SERIES = 2000
+"""Occurrences one series contributes to one expansion at most."""
+SLICE_SECONDS = 0.004
+""":func:`expand_async` yields to the event loop after this much work."""
 
 _CODES = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-_FREQS = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
-_FAST_PARTS = frozenset(
-    {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", "BYMONTH", "WKST"}
+FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+PARTS = frozenset(
+    {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", "BYMONTH", "BYSETPOS", "WKST"}
 )
+"""The RRULE parts the calendar understands; anything else is refused."""
 
 
 class RecurrenceError(ValueError):
     """An RRULE this module cannot read."""
 
 
+class UnsupportedRule(RecurrenceError):
+    """A well-formed RRULE the calendar does not support (e.g. FREQ=HOURLY, X-parts)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """An RRULE value split into the parts the fast path understands."""
+    """An RRULE value split into its parts."""
 
     text: str
     freq: str
@@ -59,13 +82,17 @@ class Rule:
     byday: tuple[tuple[int | None, int], ...] = ()
     bymonthday: tuple[int, ...] = ()
     bymonth: tuple[int, ...] = ()
+    bysetpos: tuple[int, ...] = ()
     wkst: int = 0
-    fast: bool = True
 
 
 @lru_cache(maxsize=4096)
 def parse_rule(text: str, zone: ZoneInfo) -> Rule:
-    """Read an RRULE value (with or without the ``RRULE:`` prefix); cached, rules repeat."""
+    """Read an RRULE value (with or without the ``RRULE:`` prefix); cached, rules repeat.
+
+    Raises :class:`UnsupportedRule` for frequencies and parts the calendar does
+    not support and :class:`RecurrenceError` for malformed rules.
+    """
     value = text.strip()
     if value[:6].upper() == "RRULE:":
         value = value[6:]
@@ -78,43 +105,54 @@ def parse_rule(text: str, zone: ZoneInfo) -> Rule:
         if not name:
             continue
         if not sep or name in parts:
-            raise RecurrenceError(f"bad RRULE part {part!r}")
+            raise RecurrenceError(f"bad RRULE part {part[:40]!r}")
         parts[name] = item.strip().upper()
     freq = parts.get("FREQ", "")
-    fast = freq in _FREQS and set(parts) <= _FAST_PARTS
-    if freq not in (*_FREQS, "HOURLY", "MINUTELY", "SECONDLY"):
-        raise RecurrenceError(f"unknown FREQ {freq!r}")
+    if freq not in FREQUENCIES:
+        raise UnsupportedRule(f"FREQ {freq[:20]!r} is not supported")
+    unknown = sorted(set(parts) - PARTS)
+    if unknown:
+        raise UnsupportedRule(f"RRULE part {unknown[0][:20]!r} is not supported")
     try:
         interval = int(parts.get("INTERVAL", "1") or "1")
         count = int(parts["COUNT"]) if "COUNT" in parts else None
         byday = tuple(_byday(item) for item in _items(parts.get("BYDAY")))
         bymonthday = tuple(int(item) for item in _items(parts.get("BYMONTHDAY")))
         bymonth = tuple(int(item) for item in _items(parts.get("BYMONTH")))
+        bysetpos = tuple(int(item) for item in _items(parts.get("BYSETPOS")))
         wkst = _CODES.index(parts.get("WKST", "MO"))
     except ValueError as exc:
-        raise RecurrenceError(str(exc)) from None
-    if interval < 1 or (count is not None and count < 1):
-        raise RecurrenceError("INTERVAL and COUNT must be positive")
+        raise RecurrenceError(str(exc)[:100]) from None
+    if not 1 <= interval <= MAX_INTERVAL or (count is not None and count < 1):
+        raise RecurrenceError(f"INTERVAL must be 1..{MAX_INTERVAL}, COUNT positive")
     if any(not 1 <= m <= 12 for m in bymonth) or any(
         d == 0 or not -31 <= d <= 31 for d in bymonthday
     ):
         raise RecurrenceError("BYMONTH or BYMONTHDAY out of range")
     if any(n is not None and (n == 0 or not -53 <= n <= 53) for n, _ in byday):
         raise RecurrenceError("BYDAY ordinal out of range")
+    if any(p == 0 or not -366 <= p <= 366 for p in bysetpos):
+        raise RecurrenceError("BYSETPOS out of range")
     if "COUNT" in parts and "UNTIL" in parts:
         raise RecurrenceError("COUNT and UNTIL together")
-    until = _until(parts["UNTIL"], zone) if "UNTIL" in parts else None
-    # Ordinal weekdays only make sense per month (or per year without BYMONTH,
-    # which dateutil handles); BYMONTHDAY is not allowed with WEEKLY.
-    if any(n is not None for n, _ in byday) and (
-        freq in ("DAILY", "WEEKLY") or (freq == "YEARLY" and not bymonth)
-    ):
-        fast = False
+    # RFC 5545 3.3.10: ordinal weekdays only with MONTHLY/YEARLY, no BYMONTHDAY with WEEKLY.
+    if freq in ("DAILY", "WEEKLY") and any(n is not None for n, _ in byday):
+        raise RecurrenceError("BYDAY ordinals need FREQ=MONTHLY or YEARLY")
     if freq == "WEEKLY" and bymonthday:
-        fast = False
-    if freq == "YEARLY" and byday and not bymonth:
-        fast = False
-    return Rule(value, freq, interval, count, until, byday, bymonthday, bymonth, wkst, fast)
+        raise RecurrenceError("BYMONTHDAY with FREQ=WEEKLY")
+    until = _until(parts["UNTIL"], zone) if "UNTIL" in parts else None
+    return Rule(
+        value,
+        freq,
+        interval,
+        min(count, MAX_COUNT) if count is not None else None,
+        until,
+        byday,
+        tuple(sorted(set(bymonthday))),
+        tuple(sorted(set(bymonth))),
+        tuple(sorted(set(bysetpos))),
+        wkst,
+    )
 
 
 def _items(value: str | None) -> list[str]:
@@ -124,7 +162,7 @@ def _items(value: str | None) -> list[str]:
 def _byday(item: str) -> tuple[int | None, int]:
     code = item[-2:]
     if code not in _CODES:
-        raise ValueError(f"bad BYDAY {item!r}")
+        raise ValueError(f"bad BYDAY {item[:20]!r}")
     number = item[:-2]
     return (int(number) if number not in ("", "+", "-") else None), _CODES.index(code)
 
@@ -134,10 +172,10 @@ def _until(value: str, zone: ZoneInfo) -> datetime:
         if len(value) == 8:
             return datetime.strptime(value, "%Y%m%d").replace(hour=23, minute=59, second=59)
         moment = datetime.strptime(value.rstrip("Z"), "%Y%m%dT%H%M%S")
-    except ValueError:
-        raise RecurrenceError(f"bad UNTIL {value!r}") from None
-    if value.endswith("Z"):
-        return moment.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+        if value.endswith("Z"):
+            return moment.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        raise RecurrenceError(f"bad UNTIL {value[:40]!r}") from None
     return moment
 
 
@@ -244,8 +282,8 @@ class Series:
         rule = self.rule
         if rule is not None:
             if rule.count is not None:
-                starts = _counted(rule.text, self.local_start)
-                last = max(starts[-1], self.local_start) if starts else self.local_start
+                end = _count_end(rule, self.local_start)
+                last = None if end is None else max(end, self.local_start)
             elif rule.until is not None:
                 last = max(rule.until, self.local_start)
             else:
@@ -263,21 +301,17 @@ class Series:
         first = self.local_start
         found = [first] if lo <= first <= hi else []
         rule = self.rule
-        if rule is None or hi < first or (rule.until is not None and rule.until < lo):
+        if rule is None or hi < first:
             return found
-        if rule.count is not None:
-            starts = _counted(rule.text, first)
-            index = bisect.bisect_left(starts, lo)
-            end = bisect.bisect_right(starts, hi)
-            return found + starts[index:end]
-        if rule.until is not None and rule.until < hi:
-            hi = rule.until
+        last = rule.until if rule.count is None else _count_end(rule, first)
+        if last is not None:
+            if last < lo:
+                return found
+            hi = min(hi, last)
         lo = max(lo, first)
-        if not rule.fast:
-            return found + list(_dateutil_rule(rule.text, first).between(lo, hi, inc=True))
         at = first.time()
         combine = datetime.combine
-        for day in _days(rule, first.date(), lo.date(), hi.date()):
+        for day in _days(rule, first.date(), lo.date(), hi.date(), MAX_PER_SERIES):
             local = combine(day, at)
             if lo <= local <= hi:
                 found.append(local)
@@ -289,22 +323,68 @@ def expand(series: Iterable[Series], after: datetime, before: datetime) -> list[
 
     An occurrence with a length overlaps when it ends after ``after``; a point
     in time when it starts at or after ``after``. Bounds are aware. Equal starts
-    keep the order of ``series``.
+    keep the order of ``series``. A series that cannot be expanded (a date out
+    of range) is logged and left out.
     """
-    if before <= after:
-        return []
-    lo = after.astimezone(UTC).replace(tzinfo=None)
-    hi = before.astimezone(UTC).replace(tzinfo=None)
-    bounds: dict[ZoneInfo, tuple[datetime, datetime]] = {}
-    found: list[Occurrence] = []
+    expansion = _Expansion(after, before)
     for one in series:
-        window = bounds.get(one.zone)
-        if window is None:
-            window = (_naive(after, one.zone) - DAY, _naive(before, one.zone) + DAY)
-            bounds[one.zone] = window
-        one._collect(lo, hi, window[0], window[1], found)
-    found.sort(key=_by_start)
-    return found
+        expansion.add(one)
+    return expansion.result()
+
+
+async def expand_async(
+    series: Iterable[Series], after: datetime, before: datetime
+) -> list[Occurrence]:
+    """:func:`expand`, yielding to the event loop every :data:`SLICE_SECONDS` of work,
+    so a village with thousands of events never holds up other villages' commands."""
+    expansion = _Expansion(after, before)
+    deadline = clock.perf_counter() + SLICE_SECONDS
+    runs: list[list[Occurrence]] = []
+    for one in series:
+        expansion.found = []
+        expansion.add(one)
+        if expansion.found:
+            expansion.found.sort(key=_by_start)
+            runs.append(expansion.found)
+        if clock.perf_counter() >= deadline:
+            await asyncio.sleep(0)
+            deadline = clock.perf_counter() + SLICE_SECONDS
+    merged: list[Occurrence] = []
+    # heapq.merge is stable across runs, so equal starts keep the order of `series`.
+    for index, occurrence in enumerate(heapq.merge(*runs, key=_by_start)):
+        merged.append(occurrence)
+        if not index % 1024 and clock.perf_counter() >= deadline:
+            await asyncio.sleep(0)
+            deadline = clock.perf_counter() + SLICE_SECONDS
+    return merged
+
+
+class _Expansion:
+    """One window's expansion, fed series by series."""
+
+    def __init__(self, after: datetime, before: datetime) -> None:
+        self.after, self.before = after, before
+        self.empty = before <= after
+        self.lo = after.astimezone(UTC).replace(tzinfo=None)
+        self.hi = before.astimezone(UTC).replace(tzinfo=None)
+        self.bounds: dict[ZoneInfo, tuple[datetime, datetime]] = {}
+        self.found: list[Occurrence] = []
+
+    def add(self, one: Series) -> None:
+        if self.empty:
+            return
+        try:
+            window = self.bounds.get(one.zone)
+            if window is None:
+                window = (_naive(self.after, one.zone) - DAY, _naive(self.before, one.zone) + DAY)
+                self.bounds[one.zone] = window
+            one._collect(self.lo, self.hi, window[0], window[1], self.found)
+        except (OverflowError, ValueError) as exc:
+            log.warning("series %s cannot be expanded: %s", one.key, exc)
+
+    def result(self) -> list[Occurrence]:
+        self.found.sort(key=_by_start)
+        return self.found
 
 
 def _offset(zone: ZoneInfo) -> Callable[[datetime], timedelta]:
@@ -321,45 +401,44 @@ def _naive(moment: datetime, zone: ZoneInfo) -> datetime:
     return moment.astimezone(zone).replace(tzinfo=None)
 
 
-@lru_cache(maxsize=512)
-def _dateutil_rule(text: str, dtstart: datetime) -> RRule:
-    parsed = rrulestr(text, dtstart=dtstart, ignoretz=True, cache=True)
-    if not isinstance(parsed, RRule):
-        raise RecurrenceError(f"not a single RRULE: {text!r}")
-    until = next((p for p in text.upper().split(";") if p.startswith("UNTIL=")), None)
-    if until is not None and until.endswith("Z"):
-        # dateutil compares a UTC UNTIL with naive local starts; callers pass
-        # the local UNTIL through Rule.until and cut there instead.
-        parsed = parsed.replace(until=None)
-    return parsed
-
-
 @lru_cache(maxsize=4096)
-def _counted(text: str, dtstart: datetime) -> list[datetime]:
-    """Every start of a rule with COUNT (finite), computed once."""
-    parsed = rrulestr(text, dtstart=dtstart, ignoretz=True, cache=False)
-    if not isinstance(parsed, RRule):
-        raise RecurrenceError(f"not a single RRULE: {text!r}")
-    starts: list[datetime] = []
-    for local in parsed:
-        starts.append(local)
-        if len(starts) >= MAX_COUNT:
-            break
-    return starts
+def _count_end(rule: Rule, first: datetime) -> datetime | None:
+    """The naive local start of a COUNT rule's last occurrence, found once (cached: one
+    datetime per rule and start). None when the rule runs past the search horizon."""
+    remaining = rule.count or 1
+    at = first.time()
+    lo = first.date()
+    try:
+        horizon = first.date().replace(year=first.year + COUNT_HORIZON_YEARS)
+    except ValueError:  # 29 February, or beyond year 9999
+        horizon = date(min(first.year + COUNT_HORIZON_YEARS, 9999), 2, 28)
+    try:
+        while lo <= horizon:
+            hi = min(lo + timedelta(days=365), horizon)
+            days = _days(rule, first.date(), lo, hi, remaining)
+            if len(days) >= remaining:
+                return datetime.combine(days[remaining - 1], at)
+            remaining -= len(days)
+            lo = hi + DAY
+    except OverflowError:  # the search reached year 9999
+        pass
+    return None
 
 
-# --------------------------------------------------------------------- fast path
+# --------------------------------------------------------------------- generators
+# Each yields the dates a rule produces in [lo, hi] (lo >= start), at most `limit`,
+# ascending. A period (day, week, month, year) is always built whole, so BYSETPOS
+# picks from the full set, and only then cut to the window.
 
 
-def _days(rule: Rule, start: date, lo: date, hi: date) -> list[date]:
-    """Dates the rule produces in ``[lo, hi]`` (``lo >= start``)."""
+def _days(rule: Rule, start: date, lo: date, hi: date, limit: int) -> list[date]:
     if rule.freq == "DAILY":
-        return _daily(rule, start, lo, hi)
+        return _daily(rule, start, lo, hi, limit)
     if rule.freq == "WEEKLY":
-        return _weekly(rule, start, lo, hi)
+        return _weekly(rule, start, lo, hi, limit)
     if rule.freq == "MONTHLY":
-        return _monthly(rule, start, lo, hi)
-    return _yearly(rule, start, lo, hi)
+        return _monthly(rule, start, lo, hi, limit)
+    return _yearly(rule, start, lo, hi, limit)
 
 
 def _month_ok(rule: Rule, day: date) -> bool:
@@ -373,30 +452,55 @@ def _monthday_ok(rule: Rule, day: date) -> bool:
     return day.day in rule.bymonthday or day.day - length - 1 in rule.bymonthday
 
 
-def _daily(rule: Rule, start: date, lo: date, hi: date) -> list[date]:
-    found: list[date] = []
+def _setpos(rule: Rule, days: list[date]) -> list[date]:
+    """BYSETPOS applied to one period's sorted dates."""
+    if not rule.bysetpos or not days:
+        return days
+    size = len(days)
+    picked = {days[p - 1 if p > 0 else p] for p in rule.bysetpos if -size <= p <= size}
+    return sorted(picked)
+
+
+def _daily(rule: Rule, start: date, lo: date, hi: date, limit: int) -> list[date]:
     step = rule.interval
-    skip = -(-(lo - start).days // step) * step  # whole periods, rounded up
-    day = start + timedelta(days=skip)
-    weekdays = {d for _, d in rule.byday}
-    delta = timedelta(days=step)
-    if not weekdays and not rule.bymonth and not rule.bymonthday:
-        while day <= hi:
+    if rule.bysetpos and not {1, -1} & set(rule.bysetpos):
+        return []  # a day's set has one member: only position 1 / -1 selects it
+    if not rule.byday and not rule.bymonth and not rule.bymonthday:
+        found: list[date] = []
+        skip = -(-(lo - start).days // step) * step  # whole periods, rounded up
+        day = start + timedelta(days=skip)
+        delta = timedelta(days=step)
+        while day <= hi and len(found) < limit:
             found.append(day)
             day += delta
         return found
-    while day <= hi:
-        if (
-            (not weekdays or day.weekday() in weekdays)
-            and _month_ok(rule, day)
-            and _monthday_ok(rule, day)
-        ):
-            found.append(day)
-        day += delta
-    return found
+    # With filters, month by month: BYMONTH skips whole months, BYMONTHDAY picks the
+    # candidates, so a rare rule (29 February) costs months, not days.
+    weekdays = {d for _, d in rule.byday}
+    origin, first_day, last_day = start.toordinal(), lo.toordinal(), hi.toordinal()
+    picked: list[int] = []
+    year, month = lo.year, lo.month
+    while (year, month) <= (hi.year, hi.month) and len(picked) < limit:
+        if not rule.bymonth or month in rule.bymonth:
+            length = calendar.monthrange(year, month)[1]
+            base = date(year, month, 1).toordinal() - 1
+            if rule.bymonthday:
+                days = sorted({d if d > 0 else length + d + 1 for d in rule.bymonthday})
+                candidates = [base + d for d in days if 1 <= d <= length]
+            else:
+                candidates = list(range(base + 1, base + length + 1))
+            for ordinal in candidates:
+                if (
+                    first_day <= ordinal <= last_day
+                    and not (ordinal - origin) % step
+                    and (not weekdays or (ordinal - 1) % 7 in weekdays)
+                ):
+                    picked.append(ordinal)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return [date.fromordinal(o) for o in picked[:limit]]
 
 
-def _weekly(rule: Rule, start: date, lo: date, hi: date) -> list[date]:
+def _weekly(rule: Rule, start: date, lo: date, hi: date, limit: int) -> list[date]:
     found: list[date] = []
     wkst = rule.wkst
     offsets = sorted({(d - wkst) % 7 for _, d in rule.byday} or {(start.weekday() - wkst) % 7})
@@ -406,41 +510,63 @@ def _weekly(rule: Rule, start: date, lo: date, hi: date) -> list[date]:
     if behind:
         week += timedelta(weeks=rule.interval - behind)
     step = timedelta(weeks=rule.interval)
-    while week <= hi:
-        for offset in offsets:
-            day = week + timedelta(days=offset)
-            if lo <= day <= hi and _month_ok(rule, day):
-                found.append(day)
+    while week <= hi and len(found) < limit:
+        days = [week + timedelta(days=offset) for offset in offsets]
+        # dateutil's (and so most clients') first week begins at DTSTART, not at WKST,
+        # before BYSETPOS picks; later weeks are whole.
+        days = _setpos(rule, [day for day in days if day >= start and _month_ok(rule, day)])
+        found += [day for day in days if lo <= day <= hi]
         week += step
-    return found
+    return found[:limit]
 
 
-def _month_days(rule: Rule, year: int, month: int, default_day: int) -> list[int]:
-    """Days of one month the rule selects (BYMONTHDAY and BYDAY intersect)."""
+def _weekday_dates(first: date, last: date, byday: tuple[tuple[int | None, int], ...]) -> set[int]:
+    """Ordinals (date.toordinal) of BYDAY matches within [first, last], counted in it."""
+    chosen: set[int] = set()
+    start, end = first.toordinal(), last.toordinal()
+    for number, weekday in byday:
+        matches = range(start + (weekday - first.weekday()) % 7, end + 1, 7)
+        if number is None:
+            chosen.update(matches)
+        elif 0 < number <= len(matches):
+            chosen.add(matches[number - 1])
+        elif number < 0 and -number <= len(matches):
+            chosen.add(matches[number])
+    return chosen
+
+
+def _month_days(rule: Rule, year: int, month: int, default_day: int) -> list[date]:
+    """Dates of one month the rule selects (BYMONTHDAY and BYDAY intersect)."""
     length = calendar.monthrange(year, month)[1]
+    first = date(year, month, 1)
     chosen: set[int] | None = None
     if rule.bymonthday:
         chosen = {d if d > 0 else length + d + 1 for d in rule.bymonthday}
-        chosen = {d for d in chosen if 1 <= d <= length}
+        chosen = {first.toordinal() + d - 1 for d in chosen if 1 <= d <= length}
     if rule.byday:
-        first_weekday = calendar.weekday(year, month, 1)
-        by_weekday: set[int] = set()
-        for number, weekday in rule.byday:
-            first = 1 + (weekday - first_weekday) % 7
-            matches = list(range(first, length + 1, 7))
-            if number is None:
-                by_weekday.update(matches)
-            elif number > 0 and number <= len(matches):
-                by_weekday.add(matches[number - 1])
-            elif number < 0 and -number <= len(matches):
-                by_weekday.add(matches[number])
+        by_weekday = _weekday_dates(first, date(year, month, length), rule.byday)
         chosen = by_weekday if chosen is None else chosen & by_weekday
     if chosen is None:
-        chosen = {default_day} if default_day <= length else set()
-    return sorted(chosen)
+        chosen = {first.toordinal() + default_day - 1} if default_day <= length else set()
+    return [date.fromordinal(d) for d in sorted(chosen)]
 
 
-def _monthly(rule: Rule, start: date, lo: date, hi: date) -> list[date]:
+def _year_days(rule: Rule, year: int, start: date) -> list[date]:
+    """Dates of one year the rule selects, before BYSETPOS."""
+    if rule.byday and not rule.bymonth:
+        # Without BYMONTH, BYDAY (and its ordinals) counts in the whole year.
+        chosen = _weekday_dates(date(year, 1, 1), date(year, 12, 31), rule.byday)
+        days = [date.fromordinal(d) for d in sorted(chosen)]
+        return [day for day in days if _monthday_ok(rule, day)]
+    # Without BYMONTH, a BYMONTHDAY applies to every month (as in dateutil).
+    months = rule.bymonth or (tuple(range(1, 13)) if rule.bymonthday else (start.month,))
+    found: list[date] = []
+    for month in months:
+        found += _month_days(rule, year, month, start.day)
+    return found
+
+
+def _monthly(rule: Rule, start: date, lo: date, hi: date, limit: int) -> list[date]:
     found: list[date] = []
     base = start.year * 12 + start.month - 1
     index = lo.year * 12 + lo.month - 1
@@ -448,34 +574,27 @@ def _monthly(rule: Rule, start: date, lo: date, hi: date) -> list[date]:
     if behind:
         index += rule.interval - behind
     end = hi.year * 12 + hi.month - 1
-    while index <= end:
+    while index <= end and len(found) < limit:
         year, month = divmod(index, 12)
         month += 1
         if not rule.bymonth or month in rule.bymonth:
-            for number in _month_days(rule, year, month, start.day):
-                day = date(year, month, number)
-                if lo <= day <= hi:
-                    found.append(day)
+            days = _setpos(rule, _month_days(rule, year, month, start.day))
+            found += [day for day in days if lo <= day <= hi]
         index += rule.interval
-    return found
+    return found[:limit]
 
 
-def _yearly(rule: Rule, start: date, lo: date, hi: date) -> list[date]:
+def _yearly(rule: Rule, start: date, lo: date, hi: date, limit: int) -> list[date]:
     found: list[date] = []
     year = lo.year
     behind = (year - start.year) % rule.interval
     if behind:
         year += rule.interval - behind
-    # Without BYMONTH, a BYMONTHDAY applies to every month (as in dateutil).
-    months = rule.bymonth or (tuple(range(1, 13)) if rule.bymonthday else (start.month,))
-    while year <= hi.year:
-        for month in sorted(months):
-            for number in _month_days(rule, year, month, start.day):
-                day = date(year, month, number)
-                if lo <= day <= hi:
-                    found.append(day)
+    while year <= hi.year and len(found) < limit:
+        days = _setpos(rule, _year_days(rule, year, start))
+        found += [day for day in days if lo <= day <= hi]
         year += rule.interval
-    return found
+    return found[:limit]
 
 
 def midnight(day: date) -> datetime:

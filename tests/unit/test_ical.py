@@ -267,3 +267,27 @@ def test_any_title_survives_the_feed(title: str) -> None:
     back = parse_calendar(text.encode(), zone=BERLIN, now=NOW - timedelta(days=1))
     expected = " ".join("".join(ch for ch in cleaned if ord(ch) >= 32 and ord(ch) != 127).split())
     assert [e.title for e in back.events] == ([expected] if expected else [])
+
+
+def test_hostile_rules_are_counted_as_unsupported_and_left_out() -> None:
+    """SECONDLY from long ago, an unknown part and a huge COUNT: refused at once."""
+
+    def event(uid: str, rule: str) -> str:
+        return (
+            f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\n"
+            f"DTSTART:20000101T000000Z\r\nRRULE:{rule}\r\nSUMMARY:{uid}\r\nEND:VEVENT\r\n"
+        )
+
+    data = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//x//EN\r\n"
+        + event("secondly", "FREQ=SECONDLY")
+        + event("evil", "FREQ=DAILY;X-EVIL=1")
+        + event("hourly", "FREQ=HOURLY;COUNT=10000")
+        + event("counted", "FREQ=DAILY;COUNT=1000000000")
+        + "END:VCALENDAR\r\n"
+    ).encode()
+    started = datetime.now()
+    result = parse_calendar(data, zone=BERLIN, now=NOW)
+    assert (datetime.now() - started).total_seconds() < 1
+    assert result.unsupported == 3
+    assert [e.uid for e in result.events] == ["counted"]
