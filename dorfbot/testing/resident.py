@@ -643,6 +643,17 @@ class Resident:
         """``GET`` a client-API path, e.g. ``/_matrix/client/v3/notifications``."""
         return await self.request_json("GET", path, params=params)
 
+    async def notifications(self) -> dict[str, bool]:
+        """What the homeserver would push to this person: event ID -> whether a highlight."""
+        data = await self.get_json("/_matrix/client/v3/notifications", {"limit": "100"})
+        pushed: dict[str, bool] = {}
+        for entry in data.get("notifications", []):
+            tweaks = [a for a in entry.get("actions", []) if isinstance(a, dict)]
+            pushed[entry["event"]["event_id"]] = any(
+                a.get("set_tweak") == "highlight" and a.get("value", True) for a in tweaks
+            )
+        return pushed
+
     # -- internals ---------------------------------------------------------
 
     def _notify(self) -> None:

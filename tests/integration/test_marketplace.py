@@ -109,6 +109,13 @@ async def test_offer_through_queue_into_market_and_off_the_list(world: World) ->
         lambda e: reply_target(e) == sent and e is not ack and "freigegeben" in (body_of(e) or ""),
     )
     assert anna.user_id in told["content"]["m.mentions"]["user_ids"]
+    # Pushes, as the homeserver decides them: the queue item to the moderator, the outcome
+    # to the author (both highlights), the post as a normal message, the answer not at all.
+    assert (await mod.notifications()).get(queued["event_id"]) is True
+    pushed_to_anna = await anna.notifications()
+    assert pushed_to_anna.get(told["event_id"]) is True
+    assert ack["event_id"] not in pushed_to_anna
+    assert (await bernd.notifications()).get(post["event_id"]) is False
     await mod.wait_for(modroom, edit_of(world, queued["event_id"], "Freigegeben", mod.user_id))
 
     # a request from a neighbour, approved by command (English alias, "Nr." spelled out)
@@ -152,6 +159,7 @@ async def test_rejection_reason_limits_and_validation(world: World) -> None:
         market, lambda e: reply_target(e) == sent and "nicht freigegeben" in (body_of(e) or "")
     )
     assert "Bitte ohne Telefonnummer" in (body_of(told) or "")
+    assert (await anna.notifications()).get(told["event_id"]) is True  # the reason pushes
     await mod.wait_for(
         modroom, edit_of(world, queued["event_id"], "Abgelehnt", "Bitte ohne Telefonnummer")
     )
