@@ -145,6 +145,14 @@ class Database:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 
+    async def change_count(self) -> int:
+        """Rows this connection changed since it opened (SQLite's ``total_changes()``).
+
+        It only grows, with every write, so an unchanged count means unchanged
+        data: caches of derived views (the public pages) compare it.
+        """
+        return int(await self.fetchval("SELECT total_changes()") or 0)
+
     async def tables(self) -> list[str]:
         rows = await self.fetchall(
             "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"

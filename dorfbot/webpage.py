@@ -13,7 +13,11 @@ Opt-in per village (``villages[].web.public``). On the HTTP server of
 
 The core owns the frame and the HTTP rules (ETag and ``Last-Modified`` with 304
 answers, ``noindex`` unless ``web.indexable``, a Content-Security-Policy that
-allows no script at all) and knows nothing of what the plugins show. Every
+allows no script at all) and knows nothing of what the plugins show. A rendered
+page is reused while the database has not changed (:meth:`Database.change_count`)
+and for at most :data:`CACHE_SECONDS`, so what merely ages (an event that
+began, a post past its expiry) shows with that delay, and every write shows at
+once. Every
 template is Jinja2 with autoescaping on: the frame and the feed in
 ``dorfbot/templates/``, a plugin's sections in ``<plugin>/templates/``, loaded
 as ``<plugin name>/<file>``. User content reaches a template only as plain
@@ -28,7 +32,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -192,6 +196,8 @@ class PublicPages:
         )
         # (village, variant) -> (etag, first time this content was served)
         self._seen: dict[tuple[str, str], tuple[str, float]] = {}
+        # (village, variant) -> ((database change count, time slot), rendered)
+        self._cache: dict[tuple[str, str], tuple[tuple[int, int], Rendered]] = {}
 
     def add_routes(self) -> None:
         """Register the routes (after the plugins' own, so theirs are matched first)."""
@@ -311,6 +317,20 @@ class PublicPages:
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         return Rendered(body, etag, self._first_seen(key, etag))
 
+    async def _cached(self, key: tuple[str, str], render: Callable[[], Awaitable[str]]) -> Rendered:
+        """The rendered text of ``key``, rendered again once the data or the slot changed.
+
+        The change count is read before rendering: a write while rendering makes
+        the next request render again.
+        """
+        stamp = (await self.bot.db.change_count(), int(time.time() // CACHE_SECONDS))
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        rendered = self._rendered(key, await render())
+        self._cache[key] = (stamp, rendered)
+        return rendered
+
     # ------------------------------------------------------------------ HTTP
 
     def _village(self, request: web.Request) -> VillageConfig:
@@ -326,17 +346,16 @@ class PublicPages:
     async def _serve_page(self, request: web.Request) -> web.StreamResponse:
         village = self._village(request)
         embed = request.query.get("embed") == "1"
-        started = time.monotonic()
-        rendered = self._rendered(
-            (village.id, "embed" if embed else "page"), await self.render_page(village, embed=embed)
+        rendered = await self._cached(
+            (village.id, "embed" if embed else "page"),
+            lambda: self.render_page(village, embed=embed),
         )
-        log.debug("page %s in %.1f ms", village.id, (time.monotonic() - started) * 1000)
         headers = {"Content-Security-Policy": self.csp}
         return self._respond(request, village, rendered, "text/html", headers)
 
     async def _serve_feed(self, request: web.Request) -> web.StreamResponse:
         village = self._village(request)
-        rendered = self._rendered((village.id, "feed"), await self.render_feed(village))
+        rendered = await self._cached((village.id, "feed"), lambda: self.render_feed(village))
         return self._respond(request, village, rendered, ATOM_TYPE, {})
 
     def _respond(

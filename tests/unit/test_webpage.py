@@ -342,6 +342,27 @@ async def test_http_page_feed_and_conditional_requests(
     assert "Noch eine Nachricht" in await changed.text()
 
 
+async def test_http_reuses_a_page_until_the_data_changes(
+    offline: OfflineBot, client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pages = offline.bot.pages
+    calls: list[bool] = []
+    render = pages.render_page
+
+    async def counting(where: VillageConfig, *, embed: bool = False) -> str:
+        calls.append(embed)
+        return await render(where, embed=embed)
+
+    monkeypatch.setattr(pages, "render_page", counting)
+    for _ in range(3):
+        assert (await client.get("/v0/")).status == 200
+    assert calls == [False]
+    await run(offline, ORG, "!link Neu https://example.org/neu")  # any write
+    resp = await client.get("/v0/")
+    assert resp.status == 200 and "example.org/neu" in await resp.text()
+    assert calls == [False, False]
+
+
 async def test_http_villages_without_a_public_page_answer_404(
     offline: OfflineBot, client: TestClient[Any, Any]
 ) -> None:
