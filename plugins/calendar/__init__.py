@@ -351,7 +351,7 @@ class CalendarPlugin(Plugin):
             days = 31
         elif word in TODAY_WORDS:
             days = 0
-        elif word.isdigit() and len(word) < 4:
+        elif word.isdecimal() and word.isascii() and len(word) < 4:
             count = max(1, min(int(word), MAX_COUNT))
             limit = count
         elif word:
@@ -1095,7 +1095,7 @@ def parse_number(text: str) -> int | None:
     if word in ("nr", "nr.", "no", "no.") and len(words) > 1:
         word = words[1]
     word = word.removeprefix("nr.").removeprefix("nr").lstrip("#").strip()
-    return int(word) if word.isdigit() and len(word) < 10 else None
+    return int(word) if word.isdecimal() and word.isascii() and len(word) < 10 else None
 
 
 def rest_after_number(text: str) -> str:
