@@ -18,11 +18,12 @@ page is reused while the database has not changed (:meth:`Database.change_count`
 and for at most :data:`CACHE_SECONDS`, so what merely ages (an event that
 began, a post past its expiry) shows with that delay, and every write shows at
 once. Every
-template is Jinja2 with autoescaping on: the frame and the feed in
+page template is Jinja2 with autoescaping on: the frame in
 ``dorfbot/templates/``, a plugin's sections in ``<plugin>/templates/``, loaded
 as ``<plugin name>/<file>``. User content reaches a template only as plain
 values, which Jinja escapes; a plugin that has sanitised HTML (an organizer's
-formatted announcement) passes it through a maintained sanitizer first.
+formatted announcement) passes it through a maintained sanitizer first. The
+feed is written by feedgen, which escapes what it is given.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import web
+from feedgen.feed import FeedGenerator
 from markupsafe import Markup
 
 from dorfbot.config import VillageConfig
@@ -168,8 +170,8 @@ def xml_text(value: str) -> str:
     return _NOT_XML.sub("", str.__str__(value))
 
 
-def _atom_date(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _atom_date(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(microsecond=0)
 
 
 @dataclass
@@ -285,25 +287,25 @@ class PublicPages:
             updated = max(e.updated for e in entries)
         else:  # an empty feed still needs a stable <updated>
             updated = datetime.fromtimestamp(self._first_seen((village.id, "feed-empty")), UTC)
-        return self.env.get_template("feed.atom").render(
-            page=page,
-            village=village,
-            village_name=xml_text(village.name),
-            title=xml_text(page.plain("web.feed_title", village=village.name)),
-            updated=_atom_date(updated),
-            feed_id=page.tag(date(2026, 1, 1), "feed"),
-            entries=[
-                {
-                    "id": xml_text(e.id),
-                    "title": xml_text(e.title),
-                    "html": xml_text(e.html),
-                    "updated": _atom_date(e.updated),
-                    "published": _atom_date(e.published) if e.published else None,
-                    "link": page.url + (f"#{e.anchor}" if e.anchor else ""),
-                }
-                for e in entries
-            ],
-        )
+        feed = FeedGenerator()
+        feed.id(page.tag(date(2026, 1, 1), "feed"))
+        feed.title(xml_text(page.plain("web.feed_title", village=village.name)))
+        feed.updated(_atom_date(updated))
+        feed.link(href=page.feed_url, rel="self", type=ATOM_TYPE)
+        feed.link(href=page.url, rel="alternate", type="text/html")
+        feed.author({"name": xml_text(village.name)})
+        feed.language(village.language)
+        feed.generator("dorfbot")
+        for e in entries:
+            entry = feed.add_entry(order="append")
+            entry.id(xml_text(e.id))
+            entry.title(xml_text(e.title))
+            entry.updated(_atom_date(e.updated))
+            if e.published:
+                entry.published(_atom_date(e.published))
+            entry.link(href=page.url + (f"#{e.anchor}" if e.anchor else ""), rel="alternate")
+            entry.content(xml_text(e.html), type="html")
+        return str(feed.atom_str(pretty=True).decode())
 
     def _first_seen(self, key: tuple[str, str], etag: str = "") -> float:
         known = self._seen.get(key)
@@ -314,7 +316,7 @@ class PublicPages:
 
     def _rendered(self, key: tuple[str, str], text: str) -> Rendered:
         body = text.encode()
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        etag = hashlib.sha256(body).hexdigest()[:32]
         return Rendered(body, etag, self._first_seen(key, etag))
 
     async def _cached(self, key: tuple[str, str], render: Callable[[], Awaitable[str]]) -> Rendered:
@@ -367,8 +369,6 @@ class PublicPages:
         extra: dict[str, str],
     ) -> web.StreamResponse:
         headers = {
-            "ETag": rendered.etag,
-            "Last-Modified": _http_date(rendered.last_modified),
             "Cache-Control": f"public, max-age={CACHE_SECONDS}",
             "X-Content-Type-Options": "nosniff",
             **extra,
@@ -376,22 +376,21 @@ class PublicPages:
         if not village.web.indexable:
             headers["X-Robots-Tag"] = "noindex, nofollow"
         if _not_modified(request, rendered):
-            return web.Response(status=304, headers=headers)
-        return web.Response(
-            body=rendered.body, content_type=content_type, charset="utf-8", headers=headers
-        )
-
-
-def _http_date(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+            response = web.Response(status=304, headers=headers)
+        else:
+            response = web.Response(
+                body=rendered.body, content_type=content_type, charset="utf-8", headers=headers
+            )
+        response.etag = rendered.etag
+        response.last_modified = rendered.last_modified
+        return response
 
 
 def _not_modified(request: web.Request, rendered: Rendered) -> bool:
     """RFC 9110 section 13.1: If-None-Match decides when present, else If-Modified-Since."""
-    if_none_match = request.headers.get("If-None-Match")
+    if_none_match = request.if_none_match  # weak or strong: GET compares weakly
     if if_none_match is not None:
-        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        return "*" in tags or rendered.etag in tags
+        return any(tag.value in ("*", rendered.etag) for tag in if_none_match)
     since = request.if_modified_since
     return since is not None and since.timestamp() >= rendered.last_modified
 
