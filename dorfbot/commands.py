@@ -208,6 +208,21 @@ def parse_args(raw: str) -> Args:
     )
 
 
+_ITEM_NUMBER = re.compile(r"\s*(?:(?:nr|no|nummer)\.?\s*)?#?([0-9]{1,9})(?=\s|$)(.*)", re.I | re.S)
+
+
+def parse_number(raw: str) -> tuple[int | None, str]:
+    """The item number at the start of a command's arguments, and the rest.
+
+    Accepts ``12``, ``Nr. 12``, ``Nr.12``, ``#12`` and ``no. 12``, ASCII digits
+    only (``²`` is no number); the rest (a reason, say) keeps its further lines.
+    """
+    match = _ITEM_NUMBER.match(raw)
+    if match is None:
+        return None, raw.strip()
+    return int(match.group(1)), match.group(2).strip()
+
+
 def split_command(body: str, prefix: str) -> tuple[str, str] | None:
     """``("biete", "Rasen #garten")`` for ``"!biete Rasen #garten"``; None if not a command."""
     stripped = body.lstrip()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from dorfbot import items as states
-from dorfbot.commands import Scope, command
+from dorfbot.commands import Scope, command, parse_number
 from dorfbot.config import MATRIX_USER, VillageConfig
 from dorfbot.context import CommandContext, ReactionEvent
 from dorfbot.i18n import Markup, Text, Translator
@@ -426,25 +426,12 @@ class Moderation:
                 log.exception("plugin %s on_item_closed failed", item.plugin)
 
 
-_NUMBER = re.compile(r"\s*(?:(?:nr|no|nummer)\.?\s*)?#?(\d{1,9})(?=\s|$)(.*)", re.I | re.S)
 _PILL = re.compile(
     r'<a\s+href="https://matrix\.to/#/((?:@|%40)[^"?/]+)"[^>]*>.*?</a>(.*)', re.I | re.S
 )
 _TAG = re.compile(r"<[^>]+>")
 # "7", "7 Tage", "7 days" after the user in !sperren (input words, not output text).
 _DAYS = re.compile(r"\s*([0-9]{1,4})(?:\s*(?:tage?n?|days?|d)\b)?(?=\s|$)", re.I)
-
-
-def parse_number(raw: str) -> tuple[int | None, str]:
-    """The item number at the start of a command's arguments, and the rest.
-
-    Accepts ``12``, ``Nr. 12``, ``Nr.12``, ``#12`` and ``no. 12``; the rest (a
-    reason, say) keeps its further lines.
-    """
-    match = _NUMBER.match(raw)
-    if match is None:
-        return None, raw.strip()
-    return int(match.group(1)), match.group(2).strip()
 
 
 def _user_argument(ctx: CommandContext) -> tuple[str | None, str]:

@@ -58,7 +58,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from dorfbot import items as states
-from dorfbot.commands import command
+from dorfbot.commands import command, parse_number
 from dorfbot.config import VillageConfig
 from dorfbot.context import CommandContext, MessageEvent, ReactionEvent
 from dorfbot.dates import DateParseError, parse_time, parse_when
@@ -406,7 +406,7 @@ class CalendarPlugin(Plugin):
     async def cancel(self, ctx: CommandContext) -> None:
         village = ctx.require_village
         prefix = self.bot.config.command_prefix
-        number = parse_number(ctx.args.text)
+        number, rest = parse_number(ctx.args.text)
         if number is None:
             await ctx.answer("calendar.cancel_need_number", prefix=prefix)
             return
@@ -421,7 +421,7 @@ class CalendarPlugin(Plugin):
         if ctx.sender not in (item.author, item.on_behalf_of) and ctx.role < Role.ORGANIZER:
             await ctx.answer("calendar.cancel_not_allowed")
             return
-        reason = rest_after_number(ctx.args.text) or None
+        reason = rest or None
         pending = item.state == states.PENDING
         closed = await self.bot.moderation.remove(
             village,
@@ -1084,25 +1084,6 @@ def day_bounds(village: VillageConfig, day: date) -> tuple[datetime, datetime]:
     following = day + timedelta(days=1)
     end = datetime(following.year, following.month, following.day, tzinfo=village.tz)
     return start, end
-
-
-def parse_number(text: str) -> int | None:
-    """``12``, ``Nr. 12``, ``#12`` -> 12."""
-    words = text.split()
-    if not words:
-        return None
-    word = words[0].lower()
-    if word in ("nr", "nr.", "no", "no.") and len(words) > 1:
-        word = words[1]
-    word = word.removeprefix("nr.").removeprefix("nr").lstrip("#").strip()
-    return int(word) if word.isdecimal() and word.isascii() and len(word) < 10 else None
-
-
-def rest_after_number(text: str) -> str:
-    words = text.split()
-    if words and words[0].lower() in ("nr", "nr.", "no", "no.") and len(words) > 1:
-        words = words[1:]
-    return " ".join(words[1:]).strip()
 
 
 def _megabytes(size: int) -> str:

@@ -6,7 +6,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from dorfbot.commands import command
+from dorfbot.commands import command, parse_number
 from dorfbot.context import CommandContext
 from dorfbot.i18n import Markup, Text
 from dorfbot.plugin import Plugin
@@ -103,9 +103,10 @@ class LinksPlugin(Plugin):
     async def remove(self, ctx: CommandContext) -> None:
         village = ctx.require_village
         word = ctx.args.text.split()[0] if ctx.args.text.split() else ""
+        number, _ = parse_number(ctx.args.text)
         count = await self.db.execute_rowcount(
             "DELETE FROM links WHERE village = ? AND number = ?",
-            (village.id, int(word) if word.isdigit() and len(word) < 9 else -1),
+            (village.id, -1 if number is None else number),
         )
         await ctx.answer("links.removed" if count else "links.not_found", number=word)
 

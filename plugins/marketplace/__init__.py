@@ -32,13 +32,13 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from dorfbot import items as states
-from dorfbot.commands import Args, command, normalize_name, split_command
+from dorfbot.commands import Args, command, normalize_name, parse_number, split_command
 from dorfbot.config import VillageConfig
 from dorfbot.context import CommandContext
 from dorfbot.i18n import Markup, Text, Translator
 from dorfbot.items import Item, ItemStore
 from dorfbot.matrix import Intent
-from dorfbot.moderation import Blocked, parse_number
+from dorfbot.moderation import Blocked
 from dorfbot.plugin import Plugin
 from dorfbot.roles import Role
 from dorfbot.storage import Database, sql_script

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, timedelta
 
-import pytest
-
 from dorfbot.config import VillageConfig
 from dorfbot.plugin_loader import bundled_plugin
 
@@ -13,29 +11,9 @@ bundled_plugin("calendar")
 from dorfbot_plugin_calendar import (  # type: ignore[import-not-found]  # noqa: E402
     day_bounds,
     digest_due,
-    parse_number,
-    rest_after_number,
 )
 
 VILLAGE = VillageConfig(id="musterdorf", name="Musterdorf", digest_time="7:05")
-
-
-@pytest.mark.parametrize(
-    ("text", "number", "rest"),
-    [
-        ("12", 12, ""),
-        ("Nr. 12 Wegen Regen", 12, "Wegen Regen"),
-        ("#7 x", 7, "x"),
-        ("nr12", 12, ""),
-        ("zwölf", None, ""),
-        ("", None, ""),
-        ("1234567890123", None, ""),
-    ],
-)
-def test_numbers(text: str, number: int | None, rest: str) -> None:
-    assert parse_number(text) == number
-    if number is not None:
-        assert rest_after_number(text) == rest
 
 
 def test_local_days_are_23_or_25_hours_at_dst_changes() -> None:

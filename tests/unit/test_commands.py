@@ -10,6 +10,7 @@ from dorfbot.commands import (
     RateLimiter,
     normalize_name,
     parse_args,
+    parse_number,
     split_command,
 )
 
@@ -145,3 +146,24 @@ def test_split_command_never_fails(body: str, prefix: str) -> None:
     if result is not None:
         name, _ = result
         assert name and len(name) <= 32
+
+
+@pytest.mark.parametrize(
+    ("text", "number", "rest"),
+    [
+        ("12", 12, ""),
+        ("Nr. 12 Wegen Regen", 12, "Wegen Regen"),
+        ("#7 x", 7, "x"),
+        ("nr12", 12, ""),
+        ("zwölf", None, ""),
+        ("", None, ""),
+        ("1234567890123", None, ""),
+        ("²", None, ""),
+        ("Nr. 12\nzweite Zeile", 12, "zweite Zeile"),
+    ],
+)
+def test_item_numbers(text: str, number: int | None, rest: str) -> None:
+    found, after = parse_number(text)
+    assert found == number
+    if number is not None:
+        assert after == rest

@@ -110,3 +110,10 @@ def test_arbitrary_arguments_never_crash(data: st.DataObject) -> None:
 @given(body=arbitrary)
 def test_arbitrary_messages_never_crash(body: str) -> None:
     assert run("!chat0:test", "@someone:test", body) != "error"
+
+
+@pytest.mark.parametrize("name", specs())
+def test_superscript_digits_are_no_item_numbers(name: str) -> None:
+    """``str.isdigit`` accepts ``²``, ``int`` does not: every command must refuse it calmly."""
+    for text in ("²", "Nr. ²", "#¹²"):
+        assert run(room_for(name), "@admin:test", f"!{name} {text}") != "error"
