@@ -110,9 +110,8 @@ class DirectRooms:
         by_user: dict[str, list[str]] = {}
         for room_id, user_id in sorted(self._owner.items()):
             by_user.setdefault(user_id, []).append(room_id)
-        path = f"/_matrix/client/v3/user/{self.matrix.user_id}/account_data/{M_DIRECT}"
         try:
-            await self.matrix.api("PUT", path, by_user)
+            await self.matrix.set_account_data(M_DIRECT, by_user)
         except MatrixError as exc:
             log.warning("could not update m.direct: %s", exc)
 
@@ -120,8 +119,8 @@ class DirectRooms:
 
     async def room_for(self, user_id: str, name: str) -> str:
         """``user_id``'s DM with the bot: a recorded private one, else a new encrypted one."""
-        for room_id, owner in self._owner.items():
-            if owner == user_id and self._is_private_with(room_id, user_id):
+        for room_id in self.rooms_of(user_id):
+            if self._is_private_with(room_id, user_id):
                 return room_id
         room_id = await self.matrix.create_direct_room(user_id, name)
         await self.record(room_id, user_id)

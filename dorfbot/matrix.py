@@ -588,6 +588,13 @@ class Matrix:
             raise MatrixError(f"{method} {path}: HTTP {resp.status} {answer}", errcode)
         return answer
 
+    async def set_account_data(self, event_type: str, content: dict[str, Any]) -> None:
+        """Replace the bot's global account data of ``event_type`` (e.g. ``m.direct``)."""
+        user = quote(self.user_id, safe="")
+        await self.api(
+            "PUT", f"/_matrix/client/v3/user/{user}/account_data/{quote(event_type)}", content
+        )
+
     async def join(self, room_id: str) -> str:
         return str(_check(await self.client.join(room_id), f"join {room_id}").room_id)
 
