@@ -422,3 +422,96 @@ async def test_unclear_dates_get_a_question_not_a_guess(calendar_world: World) -
         assert expected in (body_of(reply) or ""), (command, body_of(reply))
     listing = await resident.command(cal, "!termine")
     assert "keine Termine" in (body_of(listing) or "")
+
+
+def replying_to(world: World, event_id: str) -> Callable[[dict[str, Any]], bool]:
+    def check(event: dict[str, Any]) -> bool:
+        relates = event.get("content", {}).get("m.relates_to") or {}
+        return (
+            event.get("sender") == world.bot_user_id
+            and relates.get("m.in_reply_to", {}).get("event_id") == event_id
+        )
+
+    return check
+
+
+async def test_import_refuses_internal_addresses_and_never_stalls_others(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    """A redirect to the homeserver's admin API on loopback is refused with generic words;
+    a tarpit import runs in the background while !ping is answered at once."""
+
+    hits: list[str] = []
+
+    async def internal(request: web.Request) -> web.Response:
+        hits.append(request.path)  # stands for the admin API: must never be reached
+        return web.Response(body=waste_calendar(datetime.now(BERLIN).date()))
+
+    inside = web.Application()
+    inside.router.add_get("/_synapse/admin/v2/users", internal)
+    inside_runner = web.AppRunner(inside)
+    await inside_runner.setup()
+    inside_site = web.TCPSite(inside_runner, "127.0.0.1", 0)
+    await inside_site.start()
+    inside_port = inside_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def redirect(_: web.Request) -> web.Response:
+        raise web.HTTPFound(f"http://127.0.0.1:{inside_port}/_synapse/admin/v2/users")
+
+    async def tarpit(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        for _ in range(200):
+            await resp.write(b"B")
+            await asyncio.sleep(0.05)
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/redirect.ics", redirect)
+    app.router.add_get("/tarpit.ics", tarpit)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.2", 0)  # "public": the only network allowed
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    world = await make_world(
+        homeserver,
+        tmp_path,
+        config_options={
+            "plugins": {
+                "calendar": {"import_allow_networks": ["127.0.0.2/32"], "import_timeout": 5}
+            }
+        },
+    )
+    try:
+        cal = world.room("calendar")
+        organizer = world.village.organizer
+        refused = await organizer.command(cal, f"!import http://127.0.0.2:{port}/redirect.ics")
+        text = body_of(refused) or ""
+        assert "konnte ich nicht laden" in text, text
+        assert not re.search(r"\d{3}|127\.0\.0\.1|synapse", text), text
+        assert hits == []
+        direct = await organizer.command(
+            cal, f"!import http://localhost:{inside_port}/_synapse/admin/v2/users"
+        )
+        assert "konnte ich nicht laden" in (body_of(direct) or "") and hits == []
+
+        sent = await organizer.send(cal, f"!import http://127.0.0.2:{port}/tarpit.ics")
+        await asyncio.sleep(0.5)
+        started = asyncio.get_running_loop().time()
+        pong = await world.resident.command(cal, "!ping")
+        latency = asyncio.get_running_loop().time() - started
+        assert "pong" in (body_of(pong) or "").lower()
+        assert latency < 2.0, latency  # inline, this waited for the 5 s import timeout
+        note = await organizer.wait_for(cal, replying_to(world, sent))
+        assert "Ich lade den Kalender" in (body_of(note) or "")
+        done = await organizer.wait_for(
+            cal,
+            lambda e: replying_to(world, sent)(e) and "zu lange" in (body_of(e) or ""),
+            timeout=15,
+        )
+        assert done
+    finally:
+        await world.close()
+        await runner.cleanup()
+        await inside_runner.cleanup()
