@@ -30,6 +30,7 @@ from dorfbot.commands import (
 )
 from dorfbot.config import Config, VillageConfig
 from dorfbot.context import CommandContext, MessageEvent, ReactionEvent
+from dorfbot.crosssigning import ensure_cross_signed
 from dorfbot.direct import MIGRATIONS as DIRECT_MIGRATIONS
 from dorfbot.direct import DirectRooms
 from dorfbot.i18n import CORE_LOCALES, Catalogs, Translator
@@ -90,6 +91,7 @@ class Bot:
         self.moderation = Moderation(self)
         self._undecryptable_notified: set[str] = set()
         self._dm_hinted: dict[str, float] = {}
+        self._cross_signing_done = False
         self._task: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- services
@@ -194,6 +196,13 @@ class Bot:
 
     async def _on_synced(self) -> None:
         self.metrics.sync_lag.set(0)
+        if not self._cross_signing_done and self.config.encryption:
+            # after the first round: the device's own keys are uploaded by then
+            self._cross_signing_done = True
+            try:
+                await ensure_cross_signed(self.matrix, self.config.data_dir, self.config.password)
+            except Exception as exc:
+                log.warning("cross-signing the bot's device failed: %s", exc)
         for plugin in list(self.plugins.values()):
             try:
                 await plugin.on_synced()

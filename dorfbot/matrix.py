@@ -104,9 +104,11 @@ def reaction_key(key: str) -> str:
 class MatrixError(Exception):
     """A Matrix request failed for good (not a rate limit or a lost connection)."""
 
-    def __init__(self, message: str, errcode: str | None = None) -> None:
+    def __init__(self, message: str, errcode: str | None = None, body: Any = None) -> None:
         super().__init__(message)
         self.errcode = errcode
+        self.body = body
+        """The homeserver's JSON answer, if any (e.g. the session of a 401 for UIA)."""
 
 
 @dataclass(frozen=True)
@@ -585,7 +587,7 @@ class Matrix:
             resp.release()
         if resp.status >= 400:
             errcode = answer.get("errcode") if isinstance(answer, dict) else None
-            raise MatrixError(f"{method} {path}: HTTP {resp.status} {answer}", errcode)
+            raise MatrixError(f"{method} {path}: HTTP {resp.status} {answer}", errcode, answer)
         return answer
 
     async def set_account_data(self, event_type: str, content: dict[str, Any]) -> None:
