@@ -262,16 +262,17 @@ class Bot:
             info = self.villages.room(room_id)
             content = source.get("content") or {}
             if (
-                info is not None
-                and isinstance(content, dict)
+                isinstance(content, dict)
                 and content.get("membership") == "join"
                 and source.get("state_key") == source.get("sender")
                 and (source.get("unsigned") or {}).get("prev_content", {}).get("membership")
                 != "join"
             ):
-                await self._each_plugin(
-                    "on_member_join", info.village, room_id, str(source.get("sender"))
-                )
+                joiner = str(source.get("sender"))
+                if info is not None:
+                    await self._each_plugin("on_member_join", info.village, room_id, joiner)
+                else:
+                    await self._each_plugin("on_private_room_join", room_id, joiner)
 
     async def _each_plugin(self, hook: str, *args: Any) -> None:
         for plugin in list(self.plugins.values()):

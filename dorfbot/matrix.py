@@ -626,8 +626,14 @@ class Matrix:
         return int(levels.get_user_level(self.user_id)) >= needed
 
     def members(self, room_id: str) -> set[str]:
+        """Who is in a room, joined or invited."""
         room = self.client.rooms.get(room_id)
         return set(room.users) if room else set()
+
+    def joined_members(self, room_id: str) -> set[str]:
+        """Who has joined a room (only they are pushed for its messages)."""
+        room = self.client.rooms.get(room_id)
+        return set(room.users) - set(room.invited_users) if room else set()
 
     async def set_pinned(self, room_id: str, event_ids: list[str]) -> None:
         await self.put_state(room_id, "m.room.pinned_events", {"pinned": event_ids})

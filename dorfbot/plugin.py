@@ -156,6 +156,13 @@ class Plugin:
     async def on_member_join(self, village: VillageConfig, room_id: str, user_id: str) -> None:
         """Someone joined a room of a village."""
 
+    async def on_private_room_join(self, room_id: str, user_id: str) -> None:
+        """Someone joined a room of the bot outside the villages (one a plugin opened).
+
+        Room messages push only to people who have joined, so a plugin that
+        opens a room for people it invited speaks there once they are in.
+        """
+
     async def on_redaction(self, room_id: str, redacted_event: str, sender: str) -> None:
         """An event in a village room was redacted (e.g. a reaction taken back)."""
 

@@ -37,7 +37,7 @@ from dorfbot.config import VillageConfig
 from dorfbot.context import CommandContext
 from dorfbot.i18n import Markup, Text, Translator
 from dorfbot.items import Item, ItemStore
-from dorfbot.matrix import Intent
+from dorfbot.matrix import Intent, pill, txn_id
 from dorfbot.moderation import Blocked
 from dorfbot.plugin import Plugin
 from dorfbot.roles import Role
@@ -66,11 +66,21 @@ async def _create_tables(db: Database) -> None:
     )(db)
 
 
+async def _contact_introduced(db: Database) -> None:
+    # The introduction waits until both people have joined (only joined members
+    # are pushed); rooms from before were introduced at creation.
+    await sql_script(
+        "ALTER TABLE marketplace_contacts ADD COLUMN introduced_at REAL",
+        "UPDATE marketplace_contacts SET introduced_at = created_at",
+        "CREATE INDEX marketplace_contacts_room ON marketplace_contacts (room_id)",
+    )(db)
+
+
 class MarketplacePlugin(Plugin):
     """``!biete``, ``!suche``, lists, search, closing, expiry and contact rooms."""
 
     name = "marketplace"
-    migrations = [_create_tables]
+    migrations = [_create_tables, _contact_introduced]
     defaults: ClassVar[dict[str, Any]] = {
         "expire_days": 30,
         "remind_days": 3,
@@ -612,23 +622,63 @@ class MarketplacePlugin(Plugin):
             "VALUES (?, ?, ?, ?)",
             (item.id, ctx.sender, room_id, time.time()),
         )
+        await ctx.answer("marketplace.contact_opened", author=item.author, room=room_id, name=name)
+
+    async def on_private_room_join(self, room_id: str, user_id: str) -> None:
+        """Both people are in a contact room: introduce them, once.
+
+        Not at creation: they are only invited then, and a room's messages push
+        only to members who have joined (their invites push on their own).
+        """
+        row = await self.db.fetchone(
+            "SELECT item_id, asker FROM marketplace_contacts "
+            "WHERE room_id = ? AND introduced_at IS NULL",
+            (room_id,),
+        )
+        if row is None:
+            return
+        item = await self.items.get_by_id(int(row["item_id"]))
+        asker = str(row["asker"])
+        if item is None or not {item.author, asker} <= self.bot.matrix.joined_members(room_id):
+            return
+        claimed = await self.db.execute_rowcount(
+            "UPDATE marketplace_contacts SET introduced_at = ? "
+            "WHERE room_id = ? AND introduced_at IS NULL",
+            (time.time(), room_id),
+        )
+        if claimed != 1:
+            return
+        t = self.bot.translator(self.bot.villages.get(item.village))
         intro = [
-            ctx.t(
+            t(
                 "marketplace.contact_intro",
-                author=item.author,
-                asker=ctx.sender,
+                author=pill(item.author),
+                asker=pill(asker),
                 number=item.number,
                 title=item.title,
             )
         ]
         if item.on_behalf_of:
             intro.append(
-                ctx.t("marketplace.contact_intro_proxy", helper=item.author, name=item.on_behalf_of)
+                t(
+                    "marketplace.contact_intro_proxy",
+                    helper=pill(item.author),
+                    name=item.on_behalf_of,
+                )
             )
-        await self.bot.matrix.tell(
-            room_id, Text.join(intro), to=[item.author, ctx.sender], key=ctx.key("contact-intro")
-        )
-        await ctx.answer("marketplace.contact_opened", author=item.author, room=room_id, name=name)
+        try:
+            await self.bot.matrix.tell(
+                room_id,
+                Text.join(intro),
+                to=[item.author, asker],
+                key=txn_id("contact-intro", room_id),
+            )
+        except Exception:
+            await self.db.execute(
+                "UPDATE marketplace_contacts SET introduced_at = NULL WHERE room_id = ?",
+                (room_id,),
+            )
+            raise
 
     # ---------------------------------------------------------------- web page
 
