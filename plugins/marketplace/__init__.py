@@ -4,9 +4,9 @@ Posts are core items (kinds ``offer`` and ``request``) and go through the
 moderation queue (:mod:`dorfbot.moderation`); this plugin validates them,
 publishes them into the village's marketplace room, lists and searches them,
 expires them after ``expire_days`` (reminding the author ``remind_days``
-before) and opens private rooms between a post's author and someone who
-answers it. Helpers post on behalf of residents without internet with
-``!fuer``.
+before, and telling them when it has expired) and opens private rooms
+between a post's author and someone who answers it. Helpers post on behalf
+of residents without internet with ``!fuer``.
 
 Config (``plugins.marketplace``)::
 
@@ -745,7 +745,7 @@ class MarketplacePlugin(Plugin):
     # ---------------------------------------------------------------- expiry
 
     async def check_expiry(self) -> None:
-        """Remind authors of posts about to expire, and expire the overdue ones."""
+        """Remind authors of posts about to expire; expire the overdue ones and tell them."""
         async with self._expiry_lock:
             now = time.time()
             try:
@@ -799,8 +799,22 @@ class MarketplacePlugin(Plugin):
         )
         for item in map(Item.from_row, rows):
             expired = await self.items.transition(item, states.EXPIRED)
-            if expired is not None:
-                await self._closed(expired)
+            if expired is None:
+                continue
+            await self._closed(expired)
+            village = self.bot.villages.get(expired.village)
+            if village is None:
+                continue
+            t = self.bot.translator(village)
+            try:
+                await self.bot.moderation.tell_author(
+                    expired,
+                    t("marketplace.told_expired", number=expired.number, title=expired.title),
+                    purpose="expired",
+                    cause=str(expired.expires_at),
+                )
+            except Exception as exc:
+                self.log.warning("could not tell the author of item %s: %s", expired.id, exc)
         if rows:
             self.log.info("expired %d posts", len(rows))
 

@@ -339,6 +339,7 @@ async def test_expiry_reminder_extension_paging_and_own_items(world: World) -> N
         market, lambda e: reply_target(e) == sent and "läuft am" in (body_of(e) or "")
     )
     assert "!verlaengern 13" in (body_of(reminder) or "")
+    assert (await anna.notifications()).get(reminder["event_id"]) is True
     await barrier(anna, market)
     assert len([e for e in anna.replies_to(sent) if "läuft am" in (body_of(e) or "")]) == 1
 
@@ -357,6 +358,10 @@ async def test_expiry_reminder_extension_paging_and_own_items(world: World) -> N
     )
     await plugin.check_expiry()  # type: ignore[attr-defined]
     await anna.wait_for(market, edit_of(world, post["event_id"], "Abgelaufen", "Gartenschlauch"))
+    expired = await anna.wait_for(
+        market, lambda e: reply_target(e) == sent and "ist abgelaufen" in (body_of(e) or "")
+    )
+    assert (await anna.notifications()).get(expired["event_id"]) is True
     assert "Gartenschlauch" not in await ask(anna, market, "!angebote")
     assert "läuft nicht mehr" in await ask(anna, market, "!verlaengern 13")
     assert "abgelaufen" in await ask(anna, market, "!meine")

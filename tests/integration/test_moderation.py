@@ -169,6 +169,7 @@ async def test_remove_block_log_stats_and_trusted_users(trusting_village: World)
     assert redaction["sender"] == world.bot_user_id
     told = await anna.wait_for(market, bot_message(world, "entfernt", "Tierhandel ist verboten"))
     assert anna.user_id in told["content"]["m.mentions"]["user_ids"]
+    assert (await anna.notifications()).get(told["event_id"]) is True
     assert "Welpen" not in await ask(bernd, market, "!angebote")
     assert "nicht mehr aktiv" in await ask(mod, modroom, "!entfernen 2")
 
