@@ -58,6 +58,11 @@ def from_bot(world: World, *needles: str) -> Callable[[dict[str, Any]], bool]:
     return check
 
 
+async def barrier(person: Resident, room: str) -> None:
+    """The bot handles a room's events in order: a pong means all before it is done."""
+    assert body_of(await person.command(room, "!ping")) == "pong"
+
+
 def number_in(reply: dict[str, Any]) -> int:
     match = re.search(r"Nr\. (\d+)", body_of(reply) or "")
     assert match, body_of(reply)
@@ -205,7 +210,7 @@ async def test_digest_and_reminder_once_across_restart(
     try:
         assert world.bot is not None
         cal = world.room("calendar")
-        watcher = world.resident
+        watcher, neighbour = world.village.residents
         job = world.bot.aps.get_job(f"calendar:digest:{world.village.id}")
         assert job is not None and job.next_run_time is not None
         local_run = job.next_run_time.astimezone(BERLIN)
@@ -219,6 +224,16 @@ async def test_digest_and_reminder_once_across_restart(
             )
             assert "steht jetzt im Dorfkalender" in (body_of(reply) or "")
 
+        # The watcher takes part in the Seniorenkaffee; the neighbour does not.
+        published = await watcher.wait_for(
+            cal,
+            lambda e: (
+                from_bot(world, "Seniorenkaffee", "👍")(e) and "m.relates_to" not in e["content"]
+            ),
+        )
+        await watcher.react(cal, published["event_id"], "👍")
+        await barrier(watcher, cal)
+
         plugin: Any = world.bot.plugin("calendar")
         village = world.bot.config.villages[0]
         assert await plugin.run_digest(village, day1) is True
@@ -226,6 +241,9 @@ async def test_digest_and_reminder_once_across_restart(
         assert digest["content"]["msgtype"] == "m.text"
         assert "10:00 Uhr: Seniorenkaffee" in (body_of(digest) or "")
         assert await plugin.run_digest(village, day1) is False
+        # pushes: a mention for who takes part, a normal message for the neighbour
+        assert (await watcher.notifications()).get(digest["event_id"]) is True
+        assert (await neighbour.notifications()).get(digest["event_id"]) is False
 
         # Reminder two hours before: once.
         start1 = datetime.combine(day1, time(10), tzinfo=BERLIN)
@@ -233,6 +251,8 @@ async def test_digest_and_reminder_once_across_restart(
         assert await plugin.run_reminders(at) == 1
         reminder = await watcher.wait_for(cal, from_bot(world, "Erinnerung", "Seniorenkaffee"))
         assert reminder["content"]["msgtype"] == "m.text"
+        assert (await watcher.notifications()).get(reminder["event_id"]) is True
+        assert (await neighbour.notifications()).get(reminder["event_id"]) is False
         assert await plugin.run_reminders(at + timedelta(minutes=1)) == 0
 
         # A crash right after claiming day 2's digest and reminder: claimed, not sent.
@@ -263,7 +283,7 @@ async def test_digest_and_reminder_once_across_restart(
         assert row is not None and row["state"] == "skipped"
         assert await plugin.run_digest(village, day3) is False
 
-        await asyncio.sleep(2)
+        await barrier(watcher, cal)  # everything the bot sent before is synced
         digests = [e for e in watcher.messages(cal) if from_bot(world, "Guten Morgen")(e)]
         assert [
             ("Seniorenkaffee" in (body_of(e) or ""), "Skatabend" in (body_of(e) or ""))
