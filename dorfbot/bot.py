@@ -113,6 +113,11 @@ class Bot:
     async def prepare(self) -> None:
         """Open storage and load the plugins (migrations, catalogs, commands); no network."""
         await self.db.open()
+        try:
+            await self.db.claim()
+        except BaseException:
+            await self.db.close()  # nothing of this bot may keep the process alive
+            raise
         await self.db.migrate("sync", SYNC_MIGRATIONS)
         await self.db.migrate("direct", DIRECT_MIGRATIONS)
         await self.direct.load()

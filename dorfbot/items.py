@@ -202,10 +202,11 @@ class ItemStore:
                 "SELECT last_number FROM village_counters WHERE village = ?", (village,)
             )
             now = time.time()
-            item_id = await self.db.execute(
+            item_id = await self.db.fetchval(
                 "INSERT INTO items (village, number, plugin, kind, state, author, on_behalf_of, "
                 "title, body, category, district, created_at, published_at, expires_at, "
-                "source_room, source_event, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "source_room, source_event, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "RETURNING id",
                 (
                     village,
                     number,

@@ -6,12 +6,15 @@ with a moderator, an organizer, a helper and residents on the real homeserver.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from dorfbot.storage import Database
 from dorfbot.testing.homeserver import Homeserver
+from dorfbot.testing.postgres import Postgres
 from dorfbot.testing.village import World, build_world
 
 
@@ -37,3 +40,28 @@ async def world_unstarted(homeserver: Homeserver, tmp_path: Path) -> AsyncIterat
     world = await build_world(homeserver, tmp_path, config_options={"commands_per_minute": 1000})
     yield world
     await world.close()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """A PostgreSQL server for the whole test session (per xdist worker), stopped at the end."""
+    with Postgres(tmp_path_factory.mktemp("postgres")) as pg:
+        yield pg
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a test's database lives: an SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "dorfbot.db"
+    pg: Postgres = request.getfixturevalue("postgres")
+    return pg.create_database(f"t_{uuid.uuid4().hex}")
+
+
+@pytest.fixture
+async def database(database_target: str | Path) -> AsyncIterator[Database]:
+    """An open, empty database on each backend in turn."""
+    db = Database(database_target)
+    await db.open()
+    yield db
+    await db.close()

@@ -185,10 +185,10 @@ class Store:
             )
             if existing is not None:
                 return int(existing)
-            fanout_id = await self.db.execute(
+            fanout_id = await self.db.fetchval(
                 "INSERT INTO announcements_fanouts (origin, kind, village, sender, text_plain, "
                 "text_html, pin, late_for, reply_room, reply_event, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     origin,
                     kind,
@@ -208,7 +208,7 @@ class Store:
                 "(fanout_id, position, room_id, village) VALUES (?, ?, ?, ?)",
                 [(fanout_id, i, room, vid) for i, (room, vid) in enumerate(rooms)],
             )
-            return fanout_id
+            return int(fanout_id)
 
     async def published(self, village: str, since: float, limit: int) -> list[Fanout]:
         """Announcements and alerts that reached a room of ``village`` since ``since``.
@@ -318,10 +318,10 @@ class Store:
                 "SELECT COALESCE(MAX(number), 0) + 1 FROM announcements_schedule WHERE village = ?",
                 (village,),
             )
-            item_id = await self.db.execute(
+            item_id = await self.db.fetchval(
                 "INSERT INTO announcements_schedule (village, number, kind, scope, creator, "
                 "text_plain, text_html, start_local, tz, rrule, next_run, source_event, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     village,
                     number,

@@ -8,6 +8,7 @@ and a wheel built from the checkout and installed into a fresh venv.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from dorfbot.storage import Database
 from dorfbot.testing.commandline import installed_command, user_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +76,21 @@ def test_installed_command_reports_problems_by_key_path(tmp_path: Path) -> None:
     result = run_dorfbot(installed_command(), "check-config", "-c", str(config), cwd=tmp_path)
     assert result.returncode == 2
     assert "villages[0].id" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_a_second_bot_on_one_sqlite_database_is_refused(tmp_path: Path) -> None:
+    """Two processes on one SQLite file would both answer every command: the second stops."""
+    config = example_config(tmp_path)
+    running = Database(config.parent / "data" / "dorfbot.db")  # stands in for the first bot
+    await running.open()
+    await running.claim()
+    try:
+        result = run_dorfbot(installed_command(), "run", "-c", str(config), cwd=tmp_path)
+    finally:
+        await running.close()
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert f"another dorfbot process (pid {os.getpid()})" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -12,6 +12,7 @@ from dorfbot import items as states
 from dorfbot.items import MIGRATIONS, ItemStore
 from dorfbot.plugin_loader import bundled_plugin
 from dorfbot.storage import Database
+from dorfbot.storage.sqlite import SQLiteDatabase
 
 Marketplace = bundled_plugin("marketplace")
 search = importlib.import_module(Marketplace.__module__ + ".search")
@@ -32,7 +33,7 @@ WORDS = [
 ]
 
 
-class RecordingDatabase(Database):
+class RecordingDatabase(SQLiteDatabase):
     """Remembers the last SELECT, to ask SQLite for its plan."""
 
     last: tuple[str, tuple[Any, ...]] = ("", ())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -116,3 +117,15 @@ async def test_a_failed_begin_leaves_no_phantom_transaction(tmp_path: Path) -> N
             raise RuntimeError("roll me back")
     assert await db.fetchval("SELECT count(*) FROM t") == 0
     await db.close()
+
+
+async def test_one_bot_per_sqlite_database(tmp_path: Path) -> None:
+    first, second = Database(tmp_path / "dorfbot.db"), Database(tmp_path / "dorfbot.db")
+    await first.open()
+    await first.claim()
+    await second.open()  # reading (a backup) is fine
+    with pytest.raises(StorageError, match=rf"another dorfbot process \(pid {os.getpid()}\)"):
+        await second.claim()
+    await first.close()  # the lock goes with its holder
+    await second.claim()
+    await second.close()

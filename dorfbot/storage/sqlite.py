@@ -1,50 +1,40 @@
-"""One async database access layer, with numbered migrations per scope.
-
-SQLite through aiosqlite is the embedded default. Plugins receive a
-:class:`Database` handle and write portable SQL with ``?`` placeholders; a
-PostgreSQL backend would implement the same small interface (``execute``,
-``fetchone``, ``fetchall``, ``transaction``) and translate placeholders, so no
-plugin changes.
-
-Migrations are small async functions registered per scope (``core`` or a
-plugin name), numbered from 1. Each runs in its own transaction together with
-the version bump, so a failing migration leaves the database as it was; a
-database whose version is newer than the code is refused.
-"""
+"""SQLite through aiosqlite: the embedded default, one file beside the bot."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
+import fcntl
+import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
-log = logging.getLogger(__name__)
-
-Row = sqlite3.Row
-Migration = Callable[["Database"], Awaitable[None]]
+from dorfbot.storage.base import Database, Row, StorageError
+from dorfbot.storage.sql import translate
 
 
-class StorageError(Exception):
-    """A database problem an operator must fix; the message says how."""
+class SQLiteDatabase(Database):
+    """A single aiosqlite connection; statements and transactions take turns (a lock)."""
 
+    dialect = "sqlite"
 
-class Database:
-    """A single aiosqlite connection; transactions are serialised by a lock."""
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path) if str(path) != ":memory:" else path
+    def __init__(self, target: Path | str) -> None:
+        self.path: Path | str = Path(target) if str(target) != ":memory:" else ":memory:"
         self._conn: aiosqlite.Connection | None = None
+        self._claim: int | None = None  # the descriptor holding the process lock
         self._lock = asyncio.Lock()
         self._tx_owner: contextvars.ContextVar[Database | None] = contextvars.ContextVar(
             f"dorfbot-tx-{id(self)}", default=None
         )
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -77,15 +67,36 @@ class Database:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+        if self._claim is not None:
+            os.close(self._claim)  # the kernel drops the lock with the descriptor
+            self._claim = None
+
+    async def claim(self) -> None:
+        # Two bots on one SQLite file would both answer every command. An
+        # exclusive flock on a file beside the database keeps the second one
+        # out; the kernel releases it when the holder exits, however it exits.
+        if not isinstance(self.path, Path) or self._claim is not None:
+            return
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StorageError(
+                f"{self.path}: another dorfbot process (pid {holder}) is running on this "
+                "database. One SQLite database serves one process: stop the other one, "
+                "or give this one its own `database:`."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._claim = fd
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Database]:
-        """``async with db.transaction():`` — all statements inside commit together.
-
-        Nesting joins the outer transaction. "Inside" follows the async context
-        (a ContextVar), so helpers called from the body take part, and a BEGIN
-        that fails leaves no trace behind.
-        """
+        # "Inside" follows the async context (a ContextVar), and a BEGIN that
+        # fails leaves no trace behind.
         if self._tx_owner.get() is self:
             yield self
             return
@@ -112,45 +123,38 @@ class Database:
             async with self._lock:
                 yield self.conn
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement; returns the last inserted row id (or 0)."""
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         async with self._statement() as conn:
-            cursor = await conn.execute(sql, params)
-            rowid = cursor.lastrowid or 0
+            cursor = await conn.execute(translate(sql, "sqlite"), params)
             await cursor.close()
-            return rowid
 
     async def execute_rowcount(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement; returns the number of rows it changed."""
         async with self._statement() as conn:
-            cursor = await conn.execute(sql, params)
+            cursor = await conn.execute(translate(sql, "sqlite"), params)
             count = cursor.rowcount
             await cursor.close()
             return count
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self._statement() as conn:
-            await conn.executemany(sql, rows)
+            await conn.executemany(translate(sql, "sqlite"), rows)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        async with self._statement() as conn, conn.execute(sql, params) as cursor:
-            row: Row | None = await cursor.fetchone()
-            return row
+        async with (
+            self._statement() as conn,
+            conn.execute(translate(sql, "sqlite"), params) as cursor,
+        ):
+            return cast("Row | None", await cursor.fetchone())
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        async with self._statement() as conn, conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
-
-    async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        row = await self.fetchone(sql, params)
-        return None if row is None else row[0]
+        async with (
+            self._statement() as conn,
+            conn.execute(translate(sql, "sqlite"), params) as cursor,
+        ):
+            return cast("list[Row]", list(await cursor.fetchall()))
 
     async def change_count(self) -> int:
-        """Rows this connection changed since it opened (SQLite's ``total_changes()``).
-
-        It only grows, with every write, so an unchanged count means unchanged
-        data: caches of derived views (the public pages) compare it.
-        """
+        # SQLite's total_changes(): rows this connection changed since it opened.
         return int(await self.fetchval("SELECT total_changes()") or 0)
 
     async def tables(self) -> list[str]:
@@ -165,30 +169,6 @@ class Database:
         async with self._lock, aiosqlite.connect(str(target)) as dest:
             await self.conn.backup(dest)
 
-    async def migrate(self, scope: str, migrations: Sequence[Migration]) -> None:
-        """Apply the missing numbered migrations of one scope, each in its own transaction."""
-        await self.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (scope TEXT PRIMARY KEY, version INTEGER)"
-        )
-        current = (
-            await self.fetchval("SELECT version FROM schema_version WHERE scope = ?", (scope,)) or 0
-        )
-        if current > len(migrations):
-            raise StorageError(
-                f"{self.path}: the database was written by a newer dorfbot ({scope} schema "
-                f"version {current}, this version knows {len(migrations)}). Update dorfbot "
-                "or restore a backup; the file was left untouched."
-            )
-        for number, migration in enumerate(migrations[current:], start=current + 1):
-            log.info("migrating %s to schema version %d", scope, number)
-            async with self.transaction():
-                await migration(self)
-                await self.execute(
-                    "INSERT INTO schema_version (scope, version) VALUES (?, ?) "
-                    "ON CONFLICT(scope) DO UPDATE SET version = excluded.version",
-                    (scope, number),
-                )
-
 
 def _check_sqlite_header(path: Path) -> None:
     if path.stat().st_size == 0:
@@ -200,13 +180,3 @@ def _check_sqlite_header(path: Path) -> None:
             f"{path}: not an SQLite database (corrupt or a different file). It was left "
             "untouched; restore it from a backup or move it away to start afresh."
         )
-
-
-def sql_script(*statements: str) -> Migration:
-    """A migration made of plain SQL statements."""
-
-    async def run(db: Database) -> None:
-        for statement in statements:
-            await db.execute(statement)
-
-    return run
