@@ -94,12 +94,20 @@ class DirectRooms:
         """Every room recorded as ``user_id``'s DM, private now or not."""
         return [room_id for room_id, owner in self._owner.items() if owner == user_id]
 
-    async def forget_user(self, user_id: str) -> list[str]:
-        """Drop ``user_id``'s records (erasure); returns the rooms, which the caller may leave."""
+    async def forget_user(self, user_id: str) -> None:
+        """Delete ``user_id``'s records from the database (erasure, inside its transaction).
+
+        The rooms stay known until :meth:`forgotten` is called after the commit,
+        so a rolled-back erasure leaves the DMs as they were.
+        """
+        await self.db.execute("DELETE FROM direct_rooms WHERE user_id = ?", (user_id,))
+
+    async def forgotten(self, user_id: str) -> list[str]:
+        """After the erasure committed: drop the rooms from memory and ``m.direct``;
+        returns them, which the caller may leave."""
         rooms = self.rooms_of(user_id)
         if not rooms:
             return []
-        await self.db.execute("DELETE FROM direct_rooms WHERE user_id = ?", (user_id,))
         for room_id in rooms:
             del self._owner[room_id]
         await self._mirror_m_direct()
@@ -127,14 +135,14 @@ class DirectRooms:
         log.info("opened DM %s", room_id)
         return room_id
 
-    async def tell(self, user_id: str, text: Text, *, key: str, room_name: str) -> str:
-        """Send ``text`` to ``user_id`` privately; returns the room it went to.
+    async def tell(self, user_id: str, text: Text, *, key: str, room_name: str) -> tuple[str, str]:
+        """Send ``text`` to ``user_id`` privately; returns the room it went to and the event.
 
         It is told (:meth:`Matrix.tell`), so it pushes.
         """
         room_id = await self.room_for(user_id, room_name)
-        await self.matrix.tell(room_id, text, to=[user_id], key=key)
-        return room_id
+        event_id = await self.matrix.tell(room_id, text, to=[user_id], key=key)
+        return room_id, event_id
 
     async def send_file(
         self,

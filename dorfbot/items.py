@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,11 +100,40 @@ MIGRATIONS = [
         "CREATE INDEX items_village_author ON items (village, author, created_at)",
         "CREATE INDEX items_village_state ON items (village, state)",
     ),
+    # Every message the bot sent that carries an item's or a person's content
+    # (queue messages, published posts, notices to authors, reminders, digests),
+    # so ``!vergessen`` can redact them all. No foreign key: rows are deleted
+    # with their item by the erasure and the retention purge.
+    sql_script(
+        """CREATE TABLE sent_messages (
+            room_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            item_id INTEGER,
+            user_id TEXT,
+            sent_at REAL NOT NULL
+        )""",
+        "CREATE INDEX sent_messages_item ON sent_messages (item_id)",
+        "CREATE INDEX sent_messages_user ON sent_messages (user_id)",
+    ),
 ]
 
 #: States an item can only reach through publication (``published_at`` is set).
 PUBLISHED_STATES = frozenset({PUBLISHED, DONE, EXPIRED, REMOVED, CANCELLED})
 ALL_STATES = (PENDING, PUBLISHED, DONE, EXPIRED, REMOVED, REJECTED, DELETED, CANCELLED)
+
+#: How many IDs one ``IN (...)`` list holds (SQLite's default limit is far above).
+CHUNK = 500
+
+
+def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterable[Sequence[int]]:
+    """``ids`` in slices short enough for one ``IN (...)`` list."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def marks(ids: Sequence[object]) -> str:
+    """The ``?, ?, ...`` placeholders for an ``IN`` list of ``ids``."""
+    return ",".join("?" * len(ids))
 
 
 @dataclass
@@ -340,6 +370,63 @@ class ItemStore:
             )
             or 0
         )
+
+    async def record_sent(
+        self,
+        room_id: str,
+        event_id: str,
+        *,
+        items: Iterable[Item | int] = (),
+        users: Iterable[str] = (),
+    ) -> None:
+        """Record that the bot's message ``event_id`` carries these items' content or
+        names these people (a pill, a welcome, a contact request).
+
+        Call it wherever such a message is sent: ``!vergessen`` redacts every
+        recorded message of the person's items and about the person. Edits need
+        no record of their own (they are found through the original).
+        """
+        now = time.time()
+        ids = dict.fromkeys(it if isinstance(it, int) else it.id for it in items)
+        rows: list[tuple[str, str, int | None, str | None, float]] = [
+            (room_id, event_id, item_id, None, now) for item_id in ids
+        ]
+        rows.extend((room_id, event_id, None, user, now) for user in dict.fromkeys(users))
+        if rows:
+            await self.db.executemany(
+                "INSERT INTO sent_messages (room_id, event_id, item_id, user_id, sent_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    async def sent_about(
+        self, user_id: str, item_ids: Sequence[int]
+    ) -> tuple[tuple[str, str], ...]:
+        """(room, event) of every recorded message about ``user_id`` or one of ``item_ids``."""
+        found: dict[tuple[str, str], None] = {}
+        for row in await self.db.fetchall(
+            "SELECT room_id, event_id FROM sent_messages WHERE user_id = ? ORDER BY rowid",
+            (user_id,),
+        ):
+            found[(row["room_id"], row["event_id"])] = None
+        for chunk in chunks(item_ids):
+            for row in await self.db.fetchall(
+                "SELECT room_id, event_id FROM sent_messages "
+                f"WHERE item_id IN ({marks(chunk)}) ORDER BY rowid",
+                chunk,
+            ):
+                found[(row["room_id"], row["event_id"])] = None
+        return tuple(found)
+
+    async def forget_sent(self, user_id: str | None, item_ids: Sequence[int]) -> None:
+        """Drop the records of messages about ``user_id`` and ``item_ids`` (inside the caller's
+        transaction, with the items themselves)."""
+        if user_id is not None:
+            await self.db.execute("DELETE FROM sent_messages WHERE user_id = ?", (user_id,))
+        for chunk in chunks(item_ids):
+            await self.db.execute(
+                f"DELETE FROM sent_messages WHERE item_id IN ({marks(chunk)})", chunk
+            )
 
     async def approved_count(self, village: str, author: str) -> int:
         return int(

@@ -52,6 +52,7 @@ from typing import Any
 from urllib.parse import quote
 
 import nio
+from nio.api import RelationshipType
 
 from dorfbot.i18n import Text
 
@@ -442,6 +443,24 @@ class Matrix:
             room_id, event_id, reason=reason, tx_id=txn_id(key) if key else None
         )
         _check(resp, f"redact {event_id}")
+
+    async def edits_of(self, room_id: str, event_id: str) -> list[str]:
+        """The event IDs of the bot's own edits (``m.replace``) of ``event_id``.
+
+        Redacting a message leaves its edits, and so the text they carry, in
+        the room's history; whoever redacts for good redacts these too.
+        """
+        await self.ready.wait()
+        found: list[str] = []
+        try:
+            async for event in self.client.room_get_event_relations(
+                room_id, event_id, RelationshipType.replacement
+            ):
+                if getattr(event, "sender", None) == self.user_id:
+                    found.append(str(event.event_id))
+        except AttributeError as exc:  # nio reads next_batch of an error response
+            raise MatrixError(f"relations of {event_id}: request failed") from exc
+        return found
 
     async def send_file(
         self,

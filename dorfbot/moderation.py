@@ -213,6 +213,7 @@ class Moderation:
         event_id = await self.bot.matrix.tell(
             room_id, text, to=self._moderators(village, item), key=item.key("queue")
         )
+        await self.items.record_sent(room_id, event_id, items=[item])
         item = await self.items.update(item, queue_room=room_id, queue_event=event_id)
         if not review:
             for emoji in ("✅", "❌"):
@@ -258,6 +259,7 @@ class Moderation:
             return item
         if target is not None:
             room_id, event_id = target
+            await self.items.record_sent(room_id, event_id, items=[item])
             item = await self.items.update(item, published_room=room_id, published_event=event_id)
         return item
 
@@ -367,20 +369,22 @@ class Moderation:
             and item.source_room in self.bot.matrix.client.rooms
         ):
             try:
-                await self.bot.matrix.tell(
+                event_id = await self.bot.matrix.tell(
                     item.source_room,
                     text,
                     to=[item.author],
                     key=key,
                     reply_to=item.source_event,
                 )
+                await self.items.record_sent(item.source_room, event_id, items=[item])
                 return
             except MatrixError as exc:
                 log.info("could not reply to item %s's command (%s); sending a DM", item.id, exc)
         t = self.translator(item.village)
-        await self.bot.direct.tell(
+        room_id, event_id = await self.bot.direct.tell(
             item.author, text, key=key, room_name=t.plain("moderation.dm_name")
         )
+        await self.items.record_sent(room_id, event_id, items=[item])
 
     async def remove(
         self,
@@ -477,11 +481,12 @@ class ModerationPlugin(Plugin):
             )
             for i in reversed(pending)
         ]
-        await ctx.answer(
+        event_id = await ctx.answer(
             "moderation.queue_list",
             count=await self.service.pending_count(village.id),
             entries=Markup(Text.join(lines, Text("\n", ""))),
         )
+        await self.service.items.record_sent(ctx.room_id, event_id, items=pending)
 
     async def _decide_command(self, ctx: CommandContext, approve: bool) -> None:
         number, reason = parse_number(ctx.args.raw)

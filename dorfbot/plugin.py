@@ -189,12 +189,20 @@ class Plugin:
     async def forget_user(self, user_id: str) -> None:
         """Erase or anonymise everything this plugin stores about ``user_id``.
 
-        Called by ``!vergessen`` before the core deletes the user's items, so a
-        plugin can still look up its rows by item.
+        Part of ``!vergessen``: runs inside the erasure's one transaction, before
+        the core deletes the user's items (so rows can still be found by item).
+        Database statements only, no Matrix sends (the core redacts messages
+        after the commit). Raising rolls the whole erasure back.
         """
 
     async def purge_items(self, item_ids: list[int]) -> None:
-        """Delete this plugin's rows of items the core is about to delete (retention)."""
+        """Delete this plugin's rows of items the core is about to delete.
+
+        Called by ``!vergessen`` (the user's items) and the retention purge,
+        inside the caller's transaction; database statements only. A plugin
+        whose tables reference ``items(id)`` must delete those rows here, or the
+        core's ``DELETE FROM items`` fails and the caller's transaction rolls back.
+        """
 
     # ------------------------------------------------------------ web hooks
     # For villages with ``web.public`` (dorfbot.webpage): the public page and feed.

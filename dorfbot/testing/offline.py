@@ -24,11 +24,12 @@ ROOM_KINDS = ("marketplace", "calendar", "announcements", "moderation", "chat")
 
 @dataclass
 class Sent:
-    """One recorded send: target room, event type and content."""
+    """One recorded send: target room, event type, content and the event ID handed back."""
 
     room_id: str
     event_type: str
     content: dict[str, Any]
+    event_id: str = ""
 
 
 @dataclass
@@ -37,6 +38,8 @@ class OfflineBot:
 
     bot: Bot
     sent: list[Sent] = field(default_factory=list)
+    redacted: list[tuple[str, str]] = field(default_factory=list)
+    """(room, event) of every redaction the bot sent."""
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     @classmethod
@@ -93,11 +96,24 @@ class OfflineBot:
             key: str | None = None,
             event_type: str = "m.room.message",
         ) -> str:
-            self.sent.append(Sent(room_id, event_type, content))
-            return f"$sent{next(self._ids)}"
+            event_id = f"$sent{next(self._ids)}"
+            self.sent.append(Sent(room_id, event_type, content, event_id))
+            return event_id
 
         async def nothing(*args: Any, **kwargs: Any) -> None:
             return None
+
+        async def redact(room_id: str, event_id: str, *args: Any, **kwargs: Any) -> None:
+            self.redacted.append((room_id, event_id))
+
+        async def edits_of(room_id: str, event_id: str) -> list[str]:
+            return [
+                sent.event_id
+                for sent in self.sent
+                if sent.room_id == room_id
+                and (sent.content.get("m.relates_to") or {}).get("rel_type") == "m.replace"
+                and sent.content["m.relates_to"].get("event_id") == event_id
+            ]
 
         async def room(*args: Any, **kwargs: Any) -> str:
             return f"!room{next(self._ids)}:test"
@@ -108,13 +124,15 @@ class OfflineBot:
         async def send_file(
             room_id: str, data: bytes, filename: str, mimetype: str, **kwargs: Any
         ) -> str:
+            event_id = f"$file{next(self._ids)}"
             self.sent.append(
-                Sent(room_id, "m.room.message", {"msgtype": "m.file", "body": filename})
+                Sent(room_id, "m.room.message", {"msgtype": "m.file", "body": filename}, event_id)
             )
-            return f"$file{next(self._ids)}"
+            return event_id
 
         matrix.send = send  # type: ignore[method-assign]
-        matrix.redact = nothing  # type: ignore[method-assign]
+        matrix.redact = redact  # type: ignore[method-assign]
+        matrix.edits_of = edits_of  # type: ignore[method-assign]
         matrix.put_state = room  # type: ignore[method-assign]
         matrix.get_state = no_state  # type: ignore[method-assign]
         matrix.open_private_room = room  # type: ignore[method-assign]

@@ -49,7 +49,7 @@ import asyncio
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
@@ -332,9 +332,10 @@ class CalendarPlugin(Plugin):
             return
         await self._ensure_stored(item)
         key = "calendar.added_pending" if item.state == states.PENDING else "calendar.added"
-        await ctx.answer(
+        event_id = await ctx.answer(
             key, number=item.number, event=self.render_item(item, ctx.t), prefix=prefix
         )
+        await self._sent(ctx.room_id, event_id, [item.id])
 
     @command("termine", "events", examples=("!termine", "!termine woche", "!termine 20"))
     async def list_events(self, ctx: CommandContext) -> None:
@@ -374,7 +375,8 @@ class CalendarPlugin(Plugin):
         parts = [header, body]
         if len(found) > limit:
             parts.append(ctx.t("calendar.list_more", more=len(found) - limit, prefix=prefix))
-        await ctx.answer(Text.join(parts))
+        event_id = await ctx.answer(Text.join(parts))
+        await self._sent(ctx.room_id, event_id, [s.item_id for s, _ in found[:limit]])
 
     def _grouped(
         self,
@@ -486,12 +488,9 @@ class CalendarPlugin(Plugin):
             when=when,
             reason=Markup(t("calendar.cancel_reason", reason=reason)) if reason else "",
         )
-        await self.bot.matrix.tell(
-            room_id,
-            text,
-            to=await self.events.participants([item.id]),
-            key=item.key("calendar-cancel"),
-        )
+        to = await self.events.participants([item.id])
+        event_id = await self.bot.matrix.tell(room_id, text, to=to, key=item.key("calendar-cancel"))
+        await self._sent(room_id, event_id, [item.id], to)
 
     @command("kalender", "calendar", examples=("!kalender",))
     async def subscribe(self, ctx: CommandContext) -> None:
@@ -814,12 +813,11 @@ class CalendarPlugin(Plugin):
         else:
             text = t("calendar.digest_empty", date=formatter.day_text(day), village=village.name)
         key_day = day.isoformat()
+        to = await self.events.participants(s.item_id for s, _ in found)
         event_id = await self.bot.matrix.tell(
-            room_id,
-            text,
-            to=await self.events.participants(s.item_id for s, _ in found),
-            key=txn_id("digest", village.id, key_day),
+            room_id, text, to=to, key=txn_id("digest", village.id, key_day)
         )
+        await self._sent(room_id, event_id, [s.item_id for s, _ in found], to)
         await self.events.finish_digest(village.id, key_day, "sent", event_id)
         self.log.info("digest %s %s sent (%d events)", village.id, key_day, len(found))
 
@@ -921,14 +919,16 @@ class CalendarPlugin(Plugin):
             if stored.event.location
             else "",
         )
-        await self.bot.matrix.tell(
+        to = await self.events.participants([stored.item_id])
+        event_id = await self.bot.matrix.tell(
             room_id,
             text,
-            to=await self.events.participants([stored.item_id]),
+            to=to,
             key=txn_id(
                 "calendar-reminder", stored.village, stored.event.uid, occ.start.isoformat()
             ),
         )
+        await self._sent(room_id, event_id, [stored.item_id], to)
         await self.events.finish_reminder(stored.item_id, occ.start)
 
     async def _resend_reminders(self, now: datetime) -> None:
@@ -1045,6 +1045,16 @@ class CalendarPlugin(Plugin):
 
     async def forget_user(self, user_id: str) -> None:
         await self.events.forget(user_id)
+
+    async def purge_items(self, item_ids: list[int]) -> None:
+        await self.events.purge(item_ids)
+
+    async def _sent(
+        self, room_id: str, event_id: str, item_ids: list[int], told: Iterable[str] = ()
+    ) -> None:
+        """Record a message carrying these events and naming the people ``told``
+        (``!vergessen`` redacts it)."""
+        await self.bot.moderation.items.record_sent(room_id, event_id, items=item_ids, users=told)
 
 
 # ---------------------------------------------------------------------- helpers

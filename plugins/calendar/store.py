@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dorfbot.items import PUBLISHED
+from dorfbot.items import PUBLISHED, chunks, marks
 from dorfbot.storage import Database, Row, sql_script
 
 from .ical import CalendarEvent
@@ -296,6 +296,14 @@ class EventStore:
 
     async def forget(self, user_id: str) -> None:
         await self.db.execute("DELETE FROM calendar_rsvps WHERE user_id = ?", (user_id,))
+
+    async def purge(self, item_ids: Sequence[int]) -> None:
+        """Delete every calendar row of these items (their ``items`` rows go next)."""
+        for chunk in chunks(item_ids):
+            for table in ("calendar_reminders", "calendar_rsvps", "calendar_events"):
+                await self.db.execute(
+                    f"DELETE FROM {table} WHERE item_id IN ({marks(chunk)})", chunk
+                )
 
     # ------------------------------------------------------- digests, reminders
 

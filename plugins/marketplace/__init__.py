@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -36,7 +37,7 @@ from dorfbot.commands import Args, command, normalize_name, parse_number, split_
 from dorfbot.config import VillageConfig
 from dorfbot.context import CommandContext
 from dorfbot.i18n import Markup, Text, Translator
-from dorfbot.items import Item, ItemStore
+from dorfbot.items import Item, ItemStore, chunks, marks
 from dorfbot.matrix import Intent, pill, txn_id
 from dorfbot.moderation import Blocked
 from dorfbot.plugin import Plugin
@@ -244,11 +245,9 @@ class MarketplacePlugin(Plugin):
 
     async def purge_items(self, item_ids: list[int]) -> None:
         await search.unindex(self.db, item_ids)
-        for start in range(0, len(item_ids), 500):
-            chunk = item_ids[start : start + 500]
+        for chunk in chunks(item_ids):
             await self.db.execute(
-                f"DELETE FROM marketplace_contacts WHERE item_id IN ({','.join('?' * len(chunk))})",
-                chunk,
+                f"DELETE FROM marketplace_contacts WHERE item_id IN ({marks(chunk)})", chunk
             )
 
     async def export_user_data(self, user_id: str) -> dict[str, Any]:
@@ -371,7 +370,8 @@ class MarketplacePlugin(Plugin):
         await self._reply_list(
             ctx,
             ctx.t(f"marketplace.list_title.{kind}", page=_page_label(ctx.t, page), filters=filters),
-            [render.line(i, ctx.t, village.tz) for i in found[:size]],
+            found[:size],
+            lambda i: render.line(i, ctx.t, village.tz),
             more=len(found) > size,
             page=page,
             again=self._again(ctx, category, district),
@@ -405,12 +405,14 @@ class MarketplacePlugin(Plugin):
         self,
         ctx: CommandContext,
         title: Text,
-        lines: list[Text],
+        shown: list[Item],
+        line: Callable[[Item], Text],
         *,
         more: bool,
         page: int,
         again: str,
     ) -> None:
+        lines = [line(item) for item in shown]
         parts = [
             title,
             ctx.t("marketplace.list", entries=Markup(Text.join(lines, Text("\n", "")))),
@@ -418,7 +420,8 @@ class MarketplacePlugin(Plugin):
         if more:
             parts.append(ctx.t("marketplace.list_more", command=f"{again} {page + 1}"))
         parts.append(ctx.t("marketplace.list_hint", prefix=self.prefix))
-        await ctx.answer(Text.join(parts, Text("\n", "")))
+        event_id = await ctx.answer(Text.join(parts, Text("\n", "")))
+        await self.items.record_sent(ctx.room_id, event_id, items=shown)
 
     @command("finde", "find", examples=("!finde Rasenmäher", "!finde Fahrrad Kinder"))
     async def find(self, ctx: CommandContext) -> None:
@@ -451,7 +454,8 @@ class MarketplacePlugin(Plugin):
         await self._reply_list(
             ctx,
             ctx.t("marketplace.find_title", query=query, page=_page_label(ctx.t, page)),
-            [render.line(i, ctx.t, village.tz, with_kind=True) for i in found[:size]],
+            found[:size],
+            lambda i: render.line(i, ctx.t, village.tz, with_kind=True),
             more=len(found) > size,
             page=page,
             again=f"{self._typed(ctx)} {query}",
@@ -477,7 +481,8 @@ class MarketplacePlugin(Plugin):
         await self._reply_list(
             ctx,
             ctx.t("marketplace.mine_title", page=_page_label(ctx.t, page)),
-            [render.own_line(i, ctx.t, village.tz, self.name) for i in own[:size]],
+            own[:size],
+            lambda i: render.own_line(i, ctx.t, village.tz, self.name),
             more=len(own) > size,
             page=page,
             again=self._typed(ctx),
@@ -622,7 +627,10 @@ class MarketplacePlugin(Plugin):
             "VALUES (?, ?, ?, ?)",
             (item.id, ctx.sender, room_id, time.time()),
         )
-        await ctx.answer("marketplace.contact_opened", author=item.author, room=room_id, name=name)
+        opened = await ctx.answer(
+            "marketplace.contact_opened", author=item.author, room=room_id, name=name
+        )
+        await self.items.record_sent(ctx.room_id, opened, items=[item])
 
     async def on_private_room_join(self, room_id: str, user_id: str) -> None:
         """Both people are in a contact room: introduce them, once.
@@ -667,7 +675,7 @@ class MarketplacePlugin(Plugin):
                 )
             )
         try:
-            await self.bot.matrix.tell(
+            intro_id = await self.bot.matrix.tell(
                 room_id,
                 Text.join(intro),
                 to=[item.author, asker],
@@ -679,6 +687,7 @@ class MarketplacePlugin(Plugin):
                 (room_id,),
             )
             raise
+        await self.items.record_sent(room_id, intro_id, items=[item], users=[asker])
 
     # ---------------------------------------------------------------- web page
 

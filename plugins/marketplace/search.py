@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 import sqlite3
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dorfbot import items as states
-from dorfbot.items import Item
+from dorfbot.items import Item, chunks, marks
 from dorfbot.storage import Database
 
 TABLE = "marketplace_fts"
@@ -97,12 +98,9 @@ async def index(db: Database, item: Item) -> None:
         )
 
 
-async def unindex(db: Database, item_ids: list[int]) -> None:
-    for start in range(0, len(item_ids), 500):
-        chunk = item_ids[start : start + 500]
-        await db.execute(
-            f"DELETE FROM {TABLE} WHERE rowid IN ({','.join('?' * len(chunk))})", chunk
-        )
+async def unindex(db: Database, item_ids: Sequence[int]) -> None:
+    for chunk in chunks(item_ids):
+        await db.execute(f"DELETE FROM {TABLE} WHERE rowid IN ({marks(chunk)})", chunk)
 
 
 async def search(

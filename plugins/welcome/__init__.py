@@ -43,9 +43,10 @@ class WelcomePlugin(Plugin):
             text=custom or t("welcome.default_text", village=village.name),
             prefix=self.bot.config.command_prefix,
         )
-        await self.bot.matrix.tell(
+        event_id = await self.bot.matrix.tell(
             room_id, text, to=[user_id], key=txn_id("welcome", village.id, user_id)
         )
+        await self.bot.moderation.items.record_sent(room_id, event_id, users=[user_id])
 
     async def export_user_data(self, user_id: str) -> dict[str, Any]:
         rows = await self.db.fetchall(
