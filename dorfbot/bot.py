@@ -161,10 +161,15 @@ class Bot:
         await asyncio.wait_for(self.matrix.ready.wait(), timeout)
 
     async def run(self) -> None:
-        """Start and run until cancelled or stopped."""
-        await self.start()
-        assert self._task is not None
+        """Start and run until cancelled or stopped.
+
+        Stopping also covers a start that never finished (a signal while the
+        homeserver is still unreachable): what was opened is closed, so the
+        process can exit.
+        """
         try:
+            await self.start()
+            assert self._task is not None
             await self._task
         finally:
             await self.stop()

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 import venv
 import zipfile
 from pathlib import Path
@@ -92,6 +95,40 @@ async def test_a_second_bot_on_one_sqlite_database_is_refused(tmp_path: Path) ->
     assert result.returncode == 3, result.stdout + result.stderr
     assert f"another dorfbot process (pid {os.getpid()})" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_signal_stops_a_bot_that_cannot_reach_its_homeserver(tmp_path: Path) -> None:
+    """systemd's stop while the homeserver is down: the bot ends promptly, nothing left open."""
+    config = example_config(tmp_path)
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace("homeserver: http://localhost:8008", f"homeserver: http://127.0.0.1:{port}"),
+        encoding="utf-8",
+    )
+    log = tmp_path / "bot.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(installed_command()), "run", "-c", str(config)],
+            cwd=tmp_path,
+            env=user_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while b"sleeping for" not in log.read_bytes():  # it is retrying the login
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.mark.slow
