@@ -1,10 +1,13 @@
-"""Organizers' formatted text: sanitised to Matrix's HTML subset, command words removed.
+"""Organizers' formatted text: sanitised to what Element X renders, command words removed.
 
 An organizer's client sends its own ``formatted_body`` (bold, lists, links).
 Announcements keep that formatting, but only after :func:`clean_html` has run
-it through nh3 (the Rust ``ammonia`` sanitizer) with the allow-list of the
-Matrix client-server spec ("m.room.message msgtypes", HTML subset). Scripts,
-styles, event handlers and foreign URL schemes never survive.
+it through nh3 (the Rust ``ammonia`` sanitizer) with the core's one allow-list,
+:data:`dorfbot.i18n.ELEMENT_X_TAGS`: what Element X, the residents' client,
+renders (SPEC 5). Scripts, styles, event handlers and foreign URL schemes never
+survive; tags outside the list are dropped with their text kept. Headings (as a
+client's markdown makes them), table rows and ``<details>`` become paragraphs,
+so their text does not run into the next line.
 """
 
 from __future__ import annotations
@@ -16,36 +19,41 @@ from collections.abc import Sequence
 
 import nh3
 
-#: Tags the Matrix spec lets clients render (``mx-reply`` is removed with its content).
-MATRIX_TAGS = frozenset(
-    {
-        "font", "del", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "p", "a", "ul",
-        "ol", "sup", "sub", "li", "b", "i", "u", "strong", "em", "s", "strike", "code",
-        "hr", "br", "div", "table", "thead", "tbody", "tr", "th", "td", "caption", "pre",
-        "span", "img", "details", "summary",
-    }
-)  # fmt: skip
+from dorfbot.i18n import ELEMENT_X_TAGS
+
 MATRIX_ATTRIBUTES: dict[str, set[str]] = {
-    "font": {"data-mx-bg-color", "data-mx-color", "color"},
-    "span": {"data-mx-bg-color", "data-mx-color", "data-mx-spoiler", "data-mx-maths"},
-    "a": {"href", "target"},
-    "img": {"width", "height", "alt", "title", "src"},
+    "a": {"href"},
     "ol": {"start"},
     "code": {"class"},
-    "div": {"data-mx-maths"},
 }
 LINK_SCHEMES = frozenset({"https", "http", "ftp", "mailto", "magnet"})
 MAX_HTML_LENGTH = 20_000
 
-_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 _LANGUAGE_CLASS = re.compile(r"language-[A-Za-z0-9_+#.-]{1,40}")
 _NUMBER = re.compile(r"[0-9]{1,6}")
 _TAG = re.compile(r"<[^>]*>")
 # A rich reply's quote (``<mx-reply>``) comes first; the HTML parser would move a
 # block inside it out of it, so it is cut before parsing (the rest is still sanitised).
 _MX_REPLY = re.compile(r"<mx-reply[\s>].*?</mx-reply\s*>", re.IGNORECASE | re.DOTALL)
+# Headings, table rows and <details> become what Element X shows, so their text
+# does not run together (applied to nh3's own output, where these tags carry no
+# attributes; the result is sanitised once more).
+_BOLD_BLOCKS = ("h1", "h2", "h3", "h4", "h5", "h6", "caption", "summary")
+_CELLS = ("td", "th")
+_RENAMES = (
+    {"<strike>": "<s>", "</strike>": "</s>", "<tr>": "<p>", "</tr>": "</p>"}
+    | {f"</{a}><{b}>": " " for a in _CELLS for b in _CELLS}
+    | {
+        t: ""
+        for c in (*_CELLS, "table", "thead", "tbody", "details")
+        for t in (f"<{c}>", f"</{c}>")
+    }
+    | {t: r for b in _BOLD_BLOCKS for t, r in ((f"<{b}>", "<p><b>"), (f"</{b}>", "</b></p>"))}
+)
+_FLATTENED = {*_BOLD_BLOCKS, *_CELLS, "strike", "table", "thead", "tbody", "tr", "details"}
+_RENAME = re.compile("|".join(re.escape(t) for t in sorted(_RENAMES, key=len, reverse=True)))
 _UNIT = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);|.", re.DOTALL)
-_EMPTY_INLINE = re.compile(r"<(b|strong|i|em|u|s|del|code|span|font)(?:\s[^>]*)?>\s*</\1>")
+_EMPTY_INLINE = re.compile(r"<(b|strong|i|em|u|s|del|code)(?:\s[^>]*)?>\s*</\1>")
 _EMPTY_PARAGRAPH = re.compile(r"^\s*<p>\s*</p>")
 # Separators between the words we strip (the date parser also splits on , and ;).
 _SEPARATORS = frozenset(" \t\n\r\u00a0,;")
@@ -56,34 +64,39 @@ def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
     if attribute == "href":
         scheme = value.split(":", 1)[0].lower() if ":" in value else ""
         return value if scheme in LINK_SCHEMES else None
-    if attribute == "src":
-        return value if value.startswith("mxc://") else None  # images only from the homeserver
-    if attribute in ("data-mx-color", "data-mx-bg-color", "color"):
-        return value if _COLOR.fullmatch(value) else None
     if attribute == "class":
         classes = [c for c in value.split() if _LANGUAGE_CLASS.fullmatch(c)]
         return " ".join(classes) or None
-    if attribute in ("width", "height", "start"):
+    if attribute == "start":
         return value if _NUMBER.fullmatch(value) else None
-    if attribute == "target":
-        return "_blank" if value == "_blank" else None
     return value
 
 
-_CLEANER = nh3.Cleaner(
-    tags=set(MATRIX_TAGS),
-    clean_content_tags={"script", "style", "mx-reply", "iframe", "object", "template"},
+_DANGEROUS = {"script", "style", "mx-reply", "iframe", "object", "template"}
+_FIRST_PASS = nh3.Cleaner(
+    tags=set(ELEMENT_X_TAGS) | _FLATTENED,
+    clean_content_tags=_DANGEROUS,
     attributes={tag: set(attrs) for tag, attrs in MATRIX_ATTRIBUTES.items()},
     attribute_filter=_filter_attribute,
     link_rel=None,
-    url_schemes={*LINK_SCHEMES, "mxc"},
+    url_schemes=set(LINK_SCHEMES),
+    strip_comments=True,
+)
+_CLEANER = nh3.Cleaner(
+    tags=set(ELEMENT_X_TAGS),
+    clean_content_tags=_DANGEROUS,
+    attributes={tag: set(attrs) for tag, attrs in MATRIX_ATTRIBUTES.items()},
+    attribute_filter=_filter_attribute,
+    link_rel=None,
+    url_schemes=set(LINK_SCHEMES),
     strip_comments=True,
 )
 
 
 def clean_html(fragment: str) -> str:
-    """``fragment`` reduced to the HTML subset the Matrix spec allows."""
-    return _CLEANER.clean(_MX_REPLY.sub("", fragment)).strip()
+    """``fragment`` reduced to the tags Element X renders (:data:`ELEMENT_X_TAGS`)."""
+    first = _FIRST_PASS.clean(_MX_REPLY.sub("", fragment))
+    return _CLEANER.clean(_RENAME.sub(lambda m: _RENAMES[m.group(0)], first)).strip()
 
 
 #: What the village's public web page keeps of an announcement: text formatting,

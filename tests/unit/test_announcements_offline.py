@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dorfbot.dates import When, parse_when
-from dorfbot.i18n import Catalogs
+from dorfbot.i18n import ELEMENT_X_TAGS, Catalogs
 from dorfbot.plugin_loader import bundled_plugin, locales_dir
 from dorfbot.storage import Database
 
@@ -71,15 +71,28 @@ HOSTILE = (
 )
 
 
-def test_sanitiser_keeps_the_matrix_subset_only() -> None:
+def test_sanitiser_keeps_what_element_x_renders_only() -> None:
     out = clean_html(HOSTILE)
     for bad in ("script", "onclick", "onerror", "javascript", "style", "iframe", "evil", "zitiert"):
         assert bad not in out, (bad, out)
     assert "<b>Wasser</b>" in out
     assert '<a href="https://dorf.example/info">Info</a>' in out
-    assert '<img src="mxc://example.org/abc" alt="Karte">' in out
-    assert '<span data-mx-color="#ff0000">rot</span>' in out
+    assert "<img" not in out and "<span" not in out and "rot" in out  # text kept
     assert '<code class="language-py">x</code>' in out
+    assert set(re.findall(r"</?([a-z0-9]+)", out)) <= ELEMENT_X_TAGS
+
+
+def test_headings_tables_and_colours_become_what_element_x_shows() -> None:
+    out = clean_html(
+        "<h1>Wichtig</h1><p>Heute <strike>nicht</strike> <font color='#ff0000'>rot</font></p>"
+        "<table><thead><tr><th>Tag</th><th>Was</th></tr></thead><tr><td>Mo</td><td>Biotonne</td>"
+        "</tr></table><details><summary>mehr</summary>"
+        "Text</details><hr><ul><li><h3>Punkt</h3></li></ul>"
+    )
+    assert out.startswith("<p><b>Wichtig</b></p><p>Heute <s>nicht</s> rot</p>")
+    assert "<li><p><b>Punkt</b></p></li>" in out
+    assert "<p>Tag Was</p><p>Mo Biotonne</p><p><b>mehr</b></p>Text" in out
+    assert set(re.findall(r"</?([a-z0-9]+)", out)) <= ELEMENT_X_TAGS
 
 
 def test_strip_leading_words_keeps_formatting_of_the_rest() -> None:
