@@ -36,7 +36,7 @@ from dorfbot.direct import DirectRooms
 from dorfbot.i18n import CORE_LOCALES, Catalogs, Translator
 from dorfbot.jobs import Jobs
 from dorfbot.matrix import Matrix, txn_id
-from dorfbot.moderation import Moderation
+from dorfbot.moderation import Blocked, Moderation
 from dorfbot.plugin import Plugin, Scheduler
 from dorfbot.plugin_loader import discover, locales_dir
 from dorfbot.roles import Role, role_of
@@ -408,6 +408,12 @@ class Bot:
                 "core.moderation_room_only", prefix=self.config.command_prefix, command=spec.name
             )
             return "refused"
+        if spec.reaches_others and village is not None:
+            try:
+                await self.moderation.check_not_blocked(village, event.sender)
+            except Blocked as refused:
+                await answer(refused.key, **refused.params)
+                return "refused"
         ctx = CommandContext(self, event, spec, args, village, room_kind, role, t)
         assert spec.handler is not None
         try:

@@ -48,6 +48,9 @@ class CommandSpec:
     scope: Scope = Scope.ANYWHERE
     examples: tuple[str, ...] = ()
     needs_village: bool = True
+    reaches_others: bool = False
+    """The command puts something before other people (a post, a message, a room):
+    the core refuses it to people blocked in the village."""
     handler: Handler | None = None
     plugin: str = ""
 
@@ -74,11 +77,14 @@ def command(
     scope: Scope = Scope.ANYWHERE,
     examples: Iterable[str] = (),
     needs_village: bool = True,
+    reaches_others: bool = False,
 ) -> Callable[[F], F]:
     """Declare a plugin method as a command.
 
     ``name`` is the German name, ``aliases`` the English (and other) ones. The
-    help line comes from the catalog key ``help.<name>``.
+    help line comes from the catalog key ``help.<name>``. ``reaches_others``
+    marks commands that put something before other people (posts, events,
+    announcements, contact rooms); the core refuses those to blocked people.
     """
 
     def decorate(func: F) -> F:
@@ -89,6 +95,7 @@ def command(
             scope=scope,
             examples=tuple(examples),
             needs_village=needs_village,
+            reaches_others=reaches_others,
         )
         setattr(func, COMMAND_ATTR, spec)
         return func
@@ -208,19 +215,44 @@ def parse_args(raw: str) -> Args:
     )
 
 
-_ITEM_NUMBER = re.compile(r"\s*(?:(?:nr|no|nummer)\.?\s*)?#?([0-9]{1,9})(?=\s|$)(.*)", re.I | re.S)
+# Only ASCII digits: ``str.isdigit`` and ``\d`` accept superscripts and other
+# scripts' digits, which ``int`` then rejects or reads differently.
+_ITEM_NUMBER = re.compile(
+    r"\s*(?:(?:nr|no|nummer)\.?\s*)?#?([0-9]{1,9})(?=\s|$)(.*)", re.IGNORECASE | re.DOTALL
+)
+_COUNT = re.compile(r"[0-9]{1,9}")
+# A user ID as the spec's grammar allows it, historical localparts included:
+# printable ASCII without ":" before the server name, a host name or an IP
+# literal after it, an optional port, 255 characters at most.
+_USER_ID = re.compile(
+    r"@[!-9;-~]+:(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+)
 
 
 def parse_number(raw: str) -> tuple[int | None, str]:
     """The item number at the start of a command's arguments, and the rest.
 
-    Accepts ``12``, ``Nr. 12``, ``Nr.12``, ``#12`` and ``no. 12``, ASCII digits
-    only (``²`` is no number); the rest (a reason, say) keeps its further lines.
+    The one parser of numbers that name something (an item, a link, a
+    scheduled announcement). Accepts ``12``, ``Nr. 12``, ``Nr.12``, ``nr12``,
+    ``#12`` and ``no. 12`` in ASCII digits only; the rest (a reason, say) keeps
+    its further lines.
     """
     match = _ITEM_NUMBER.match(raw)
     if match is None:
         return None, raw.strip()
     return int(match.group(1)), match.group(2).strip()
+
+
+def parse_count(word: str, *, digits: int = 4) -> int | None:
+    """A plain count or page number (``20``) of at most ``digits`` ASCII digits, else None."""
+    if len(word) > digits or not _COUNT.fullmatch(word):
+        return None
+    return int(word)
+
+
+def is_user_id(text: str) -> bool:
+    """Whether ``text`` is exactly one Matrix user ID (``@name:server.org``)."""
+    return len(text) <= 255 and _USER_ID.fullmatch(text) is not None
 
 
 def split_command(body: str, prefix: str) -> tuple[str, str] | None:

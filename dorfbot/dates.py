@@ -113,6 +113,17 @@ _MIN_YEAR = 1900
 _MAX_YEARS_AHEAD = 100
 _SEARCH_LIMIT = 5000  # rule occurrences scanned when looking for the first one
 
+
+def year_in_range(year: int, today: date) -> bool:
+    """Whether a written year is one the bot accepts: from 1900 to a century ahead.
+
+    The one range check for every date a person types (one-offs, ``ab``, ``bis``,
+    ISO and dotted forms), applied while parsing, so nothing out of range is
+    ever stored; it also keeps every later computation far from year 9999.
+    """
+    return _MIN_YEAR <= year <= today.year + _MAX_YEARS_AHEAD
+
+
 _FREQ_NAMES = {DAILY: "DAILY", WEEKLY: "WEEKLY", MONTHLY: "MONTHLY", YEARLY: "YEARLY"}
 _DAY_CODES = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
@@ -959,7 +970,8 @@ class _Parser:
             return self.make_date(day, month, year, tok.raw)
         if match := _RE_ISO.fullmatch(low):
             self.take()
-            spec = self.make_date(int(match[3]), int(match[2]), int(match[1]), tok.raw)
+            year = self.year(match[1], tok.raw)
+            spec = self.make_date(int(match[3]), int(match[2]), year, tok.raw)
             if match[4] is not None:
                 clock = _clock(_Term(int(match[4]), int(match[5]), "h24"))
                 if clock is None:
@@ -1005,7 +1017,7 @@ class _Parser:
         year = int(text)
         if len(text) == 2:
             year += 2000
-        if not _MIN_YEAR <= year <= self.today.year + _MAX_YEARS_AHEAD:
+        if not year_in_range(year, self.today):
             raise _err("dates.error.invalid_date", token=_show(raw))
         return year
 

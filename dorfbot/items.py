@@ -429,10 +429,17 @@ class ItemStore:
             )
 
     async def approved_count(self, village: str, author: str) -> int:
+        """Items of an author a moderator approved (for ``trusted_after``).
+
+        Only a moderator's decision counts (``decided_by`` is set by
+        :meth:`~dorfbot.moderation.Moderation.decide` alone): items published
+        without review (``moderation: off``, an organizer's, an import) and
+        items removed later do not make anyone trusted.
+        """
         return int(
             await self.db.fetchval(
                 "SELECT count(*) FROM items WHERE village = ? AND author = ? AND published_at "
-                "IS NOT NULL AND state != ?",
+                "IS NOT NULL AND decided_by IS NOT NULL AND decided_by != author AND state != ?",
                 (village, author, REMOVED),
             )
             or 0

@@ -19,12 +19,12 @@ import re
 import statistics
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote
 
 from dorfbot import items as states
-from dorfbot.commands import Scope, command, parse_number
-from dorfbot.config import MATRIX_USER, VillageConfig
+from dorfbot.commands import Scope, command, is_user_id, parse_number
+from dorfbot.config import VillageConfig
 from dorfbot.context import CommandContext, ReactionEvent
 from dorfbot.i18n import Markup, Text, Translator
 from dorfbot.items import MIGRATIONS, Item, ItemStore
@@ -91,6 +91,17 @@ class Moderation:
             return False, None
         return True, until
 
+    async def check_not_blocked(self, village: VillageConfig, user_id: str) -> None:
+        """Raise :class:`Blocked` (with the text to reply) if ``user_id`` is blocked here."""
+        blocked, until = await self.blocked_until(village.id, user_id)
+        if not blocked:
+            return
+        if until:
+            raise Blocked(
+                until, "moderation.blocked_author_until", {"until": _local(until, village)}
+            )
+        raise Blocked(None)
+
     async def log_action(
         self,
         village: str,
@@ -147,13 +158,7 @@ class Moderation:
         what the first attempt may have left undone.
         """
         village = ctx.require_village
-        blocked, until = await self.blocked_until(village.id, ctx.sender)
-        if blocked:
-            if until:
-                raise Blocked(
-                    until, "moderation.blocked_author_until", {"until": _local(until, village)}
-                )
-            raise Blocked(None)
+        await self.check_not_blocked(village, ctx.sender)
         limit = village.moderation.posts_per_day
         if (
             limit
@@ -430,24 +435,46 @@ class Moderation:
                 log.exception("plugin %s on_item_closed failed", item.plugin)
 
 
-_PILL = re.compile(
-    r'<a\s+href="https://matrix\.to/#/((?:@|%40)[^"?/]+)"[^>]*>.*?</a>(.*)', re.I | re.S
-)
+_PILL = re.compile(r'<a\s+href="https://matrix\.to/#/((?:@|%40)[^"?/]+)"[^>]*>.*?</a>', re.I | re.S)
+_REPLY_FALLBACK = re.compile(r"<mx-reply>.*?</mx-reply>", re.I | re.S)
 _TAG = re.compile(r"<[^>]+>")
-# "7", "7 Tage", "7 days" after the user in !sperren (input words, not output text).
-_DAYS = re.compile(r"\s*([0-9]{1,4})(?:\s*(?:tage?n?|days?|d)\b)?(?=\s|$)", re.I)
+# "7", "7 Tage", "7 days," after the user in !sperren (input words, not output text).
+_DAYS = re.compile(r"\s*([0-9]{1,4})(?:\s*(?:tage?n?|days?|d)\b)?(?=[\s,.;:]|$)[,.;:]?", re.I)
 
 
-def _user_argument(ctx: CommandContext) -> tuple[str | None, str]:
-    """A Matrix ID typed out, or a mention pill (whose plain form is a display name)."""
+class UserArgument(NamedTuple):
+    """The user a moderator's command names, what follows, and what was typed."""
+
+    user: str | None
+    rest: str
+    typed: str
+
+
+def _plain(html_text: str) -> str:
+    return html.unescape(_TAG.sub("", html_text))
+
+
+def user_argument(ctx: CommandContext) -> UserArgument:
+    """The user named by a command's first argument: a typed Matrix ID or a mention pill.
+
+    Only the first argument counts: a pill further on (in the reason, say) or in
+    the quote of a rich reply never names the target. ``user`` is None when the
+    first argument is not a valid Matrix ID; ``typed`` is what stood there.
+    """
     words = ctx.args.raw.split(maxsplit=1)
-    if words and MATRIX_USER.match(words[0]):
-        return words[0], words[1].strip() if len(words) > 1 else ""
-    pill = _PILL.search(ctx.event.formatted_body or "")
-    if pill:
-        rest = html.unescape(_TAG.sub("", pill.group(2))).strip().lstrip(":").strip()
-        return unquote(pill.group(1)), rest
-    return None, ctx.args.raw.strip()
+    first = words[0] if words else ""
+    rest = words[1].strip() if len(words) > 1 else ""
+    if first.startswith("@") or not ctx.event.formatted_body:
+        return UserArgument(first if is_user_id(first) else None, rest, first)
+    # A pill's plain form is a display name: look at the formatted body, without
+    # the quoted message of a reply, for a pill right after the command word.
+    formatted = _REPLY_FALLBACK.sub("", ctx.event.formatted_body)
+    pill = _PILL.search(formatted)
+    if pill is None or len(_plain(formatted[: pill.start()]).split()) != 1:
+        return UserArgument(None, rest, first)
+    user = unquote(pill.group(1))
+    after = _plain(formatted[pill.end() :]).strip().lstrip(":,").strip()
+    return UserArgument(user if is_user_id(user) else None, after, user)
 
 
 class ModerationPlugin(Plugin):
@@ -582,14 +609,16 @@ class ModerationPlugin(Plugin):
 
     async def _user_or_usage(self, ctx: CommandContext) -> tuple[str | None, str]:
         """The Matrix ID a command names (and the rest), or None after explaining how."""
-        user, rest = _user_argument(ctx)
-        if user is None:
-            await ctx.answer(
-                "moderation.need_user",
-                prefix=self.bot.config.command_prefix,
-                command=ctx.spec.name,
-            )
-        return user, rest
+        found = user_argument(ctx)
+        if found.user is None:
+            prefix, name = self.bot.config.command_prefix, ctx.spec.name
+            if found.typed.startswith("@"):
+                await ctx.answer(
+                    "moderation.invalid_user", user=found.typed, prefix=prefix, command=name
+                )
+            else:
+                await ctx.answer("moderation.need_user", prefix=prefix, command=name)
+        return found.user, found.rest
 
     @command(
         "sperren",
@@ -611,6 +640,11 @@ class ModerationPlugin(Plugin):
         reason = rest.strip() or None
         if user == ctx.sender:
             await ctx.answer("moderation.not_yourself")
+            return
+        # Moderators do not block each other; an admin may block a moderator.
+        target_role = self.bot.role_in(village, user)
+        if target_role >= Role.MODERATOR and target_role >= ctx.role:
+            await ctx.answer("moderation.block_staff", user=user)
             return
         until = time.time() + days * 86400 if days else None
         await self.bot.db.execute(
@@ -637,8 +671,10 @@ class ModerationPlugin(Plugin):
         user, _ = await self._user_or_usage(ctx)
         if user is None:
             return
+        # A person who was forgotten (!vergessen) is blocked under a pseudonym.
         count = await self.bot.db.execute_rowcount(
-            "DELETE FROM blocks WHERE village = ? AND user_id = ?", (village.id, user)
+            "DELETE FROM blocks WHERE village = ? AND user_id IN (?, ?)",
+            (village.id, user, pseudonym(user)),
         )
         if count:
             await self.service.log_action(village.id, ctx.sender, "unblock", target=user)

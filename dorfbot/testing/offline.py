@@ -43,7 +43,10 @@ class OfflineBot:
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     @classmethod
-    async def create(cls, workdir: Path, villages: int = 2) -> OfflineBot:
+    async def create(
+        cls, workdir: Path, villages: int = 2, *, village_options: dict[str, Any] | None = None
+    ) -> OfflineBot:
+        """``village_options`` are merged into every village's config (e.g. ``moderation``)."""
         raw: dict[str, Any] = {
             "homeserver": "http://127.0.0.1:9",
             "user_id": "@bot:test",
@@ -68,6 +71,7 @@ class OfflineBot:
                     "districts": ["Nord", "Süd"],
                     # the first village has a public page with the marketplace
                     "web": {"public": i == 0, "marketplace": i == 0},
+                    **(village_options or {}),
                 }
                 for i in range(villages)
             ],
@@ -142,12 +146,12 @@ class OfflineBot:
         matrix.send_file = send_file  # type: ignore[method-assign]
 
     async def command(
-        self, room_id: str, sender: str, body: str, formatted_body: str | None = None
+        self, room_id: str, sender: str, body: str, *, formatted_body: str | None = None
     ) -> str:
         """Dispatch one message as if it arrived; returns the router's outcome label."""
-        content = {"msgtype": "m.text", "body": body}
+        content: dict[str, Any] = {"msgtype": "m.text", "body": body}
         if formatted_body is not None:
-            content |= {"format": "org.matrix.custom.html", "formatted_body": formatted_body}
+            content.update(format="org.matrix.custom.html", formatted_body=formatted_body)
         event = MessageEvent(
             room_id=room_id,
             event_id=f"$in{next(self._ids)}",
@@ -168,6 +172,10 @@ class OfflineBot:
         outcome = await self.bot.dispatch(event, *split)
         await self.bot.jobs.wait()  # background work (imports) answers before we return
         return outcome
+
+    def replies(self) -> list[str]:
+        """The plain bodies of everything recorded so far, oldest first."""
+        return [str(s.content.get("body", "")) for s in self.sent]
 
     async def close(self) -> None:
         for plugin in self.bot.plugins.values():

@@ -31,7 +31,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from dorfbot.commands import command
+from dorfbot.commands import command, parse_number
 from dorfbot.config import VillageConfig
 from dorfbot.context import CommandContext
 from dorfbot.dates import DateParseError, parse_when
@@ -151,6 +151,7 @@ class AnnouncementsPlugin(Plugin):
         "ankuendigung",
         "announce",
         role=Role.ORGANIZER,
+        reaches_others=True,
         examples=(
             "!ankuendigung Biotonne rausstellen!",
             "!ankuendigung anheften Wasserrohrbruch Hauptstraße",
@@ -191,6 +192,7 @@ class AnnouncementsPlugin(Plugin):
         "rundruf",
         "broadcast",
         role=Role.ORGANIZER,
+        reaches_others=True,
         examples=("!rundruf Wasserrohrbruch in der Hauptstraße – bitte Wasser abkochen!",),
     )
     async def broadcast(self, ctx: CommandContext) -> None:
@@ -232,6 +234,7 @@ class AnnouncementsPlugin(Plugin):
         "planen",
         "schedule",
         role=Role.ORGANIZER,
+        reaches_others=True,
         examples=(
             "!planen morgen 7:00 Biotonne rausstellen",
             "!planen jeden 1. Montag 18 Uhr Gemeinderat heute im Bürgerhaus",
@@ -347,14 +350,17 @@ class AnnouncementsPlugin(Plugin):
     async def unschedule(self, ctx: CommandContext) -> None:
         village = ctx.require_village
         prefix = self.bot.config.command_prefix
-        match = re.search(r"[0-9]{1,9}", ctx.args.raw)
-        if match is None:
+        number, _ = parse_number(self._raw(ctx))
+        if number is None:
             await ctx.answer("usage.planloeschen", prefix=prefix)
             return
-        number = int(match.group(0))
         item = await self.store.scheduled_by_number(village.id, number)
         if item is None or item.state != "active":
             await ctx.answer("announcements.not_found", number=number, prefix=prefix)
+            return
+        if item.scope == ALL and ctx.role < Role.ADMIN:
+            # A district-wide alert is an admin's; a village's organizer cannot stop it.
+            await ctx.answer("announcements.unschedule_all_admins_only", number=number)
             return
         if await self.store.cancel(item.id):
             self.scheduler.cancel(f"item:{item.id}")

@@ -58,7 +58,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from dorfbot import items as states
-from dorfbot.commands import command, parse_number
+from dorfbot.commands import command, parse_count, parse_number
 from dorfbot.config import VillageConfig
 from dorfbot.context import CommandContext, MessageEvent, ReactionEvent
 from dorfbot.dates import DateParseError, parse_time, parse_when
@@ -277,6 +277,7 @@ class CalendarPlugin(Plugin):
     @command(
         "termin",
         "event",
+        reaches_others=True,
         examples=(
             "!termin morgen 18 Uhr Laternenumzug wo:Kirche",
             "!termin 24.12. 22:00 Christmette bis:23:30",
@@ -352,8 +353,8 @@ class CalendarPlugin(Plugin):
             days = 31
         elif word in TODAY_WORDS:
             days = 0
-        elif word.isdecimal() and word.isascii() and len(word) < 4:
-            count = max(1, min(int(word), MAX_COUNT))
+        elif (wanted := parse_count(word, digits=3)) is not None:
+            count = max(1, min(wanted, MAX_COUNT))
             limit = count
         elif word:
             await ctx.answer("calendar.list_usage", prefix=prefix)
@@ -404,7 +405,12 @@ class CalendarPlugin(Plugin):
         ]
         return Text.join(blocks, Text("\n\n", ""))
 
-    @command("absagen", "cancel", examples=("!absagen 12", "!absagen 12 Wegen Regen"))
+    @command(
+        "absagen",
+        "cancel",
+        reaches_others=True,
+        examples=("!absagen 12", "!absagen 12 Wegen Regen"),
+    )
     async def cancel(self, ctx: CommandContext) -> None:
         village = ctx.require_village
         prefix = self.bot.config.command_prefix
@@ -440,25 +446,23 @@ class CalendarPlugin(Plugin):
         await self.bot.moderation.log_action(
             village.id, ctx.sender, "cancel", number=number, target=item.author, reason=reason
         )
-        if pending:
-            await ctx.answer("calendar.withdrawn", number=number)
-            return
-        await self._announce_cancel(village, closed, reason)
+        if not pending:
+            await self._announce_cancel(village, closed, reason)
         if ctx.sender != closed.author:
             t = self.bot.translator(village)
             await self.bot.moderation.tell_author(
                 closed,
                 t(
-                    "calendar.told_cancelled",
+                    "calendar.told_withdrawn" if pending else "calendar.told_cancelled",
                     number=number,
                     title=closed.title,
                     actor=ctx.sender,
                     reason=reason or "-",
                 ),
-                purpose="cancelled",
+                purpose="withdrawn" if pending else "cancelled",
                 cause=ctx.event.event_id,
             )
-        await ctx.answer("calendar.cancelled", number=number)
+        await ctx.answer("calendar.withdrawn" if pending else "calendar.cancelled", number=number)
 
     async def _announce_cancel(
         self, village: VillageConfig, item: Item, reason: str | None
@@ -507,7 +511,10 @@ class CalendarPlugin(Plugin):
         return f"{self.bot.config.http.public_url}/ical/{village.id}.ics"
 
     @command(
-        "import", role=Role.ORGANIZER, examples=("!import https://example.org/abfallkalender.ics",)
+        "import",
+        role=Role.ORGANIZER,
+        reaches_others=True,
+        examples=("!import https://example.org/abfallkalender.ics",),
     )
     async def import_url(self, ctx: CommandContext) -> None:
         village = ctx.require_village
@@ -730,6 +737,11 @@ class CalendarPlugin(Plugin):
             return data
 
         t = self.bot.translator(village)
+        try:
+            await self.bot.moderation.check_not_blocked(village, event.sender)
+        except Blocked as refused:
+            await answer(t(refused.key, **refused.params))
+            return
         if self.bot.jobs.full:
             await answer(t("calendar.import_busy"))
             return

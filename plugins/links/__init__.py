@@ -70,6 +70,7 @@ class LinksPlugin(Plugin):
         "link",
         "addlink",
         role=Role.ORGANIZER,
+        reaches_others=True,
         examples=("!link Gemeinde-Website https://www.example.org",),
     )
     async def add(self, ctx: CommandContext) -> None:
@@ -102,17 +103,19 @@ class LinksPlugin(Plugin):
     @command("linkloeschen", "dellink", role=Role.ORGANIZER, examples=("!linkloeschen 2",))
     async def remove(self, ctx: CommandContext) -> None:
         village = ctx.require_village
-        word = ctx.args.text.split()[0] if ctx.args.text.split() else ""
         number, _ = parse_number(ctx.args.text)
+        if number is None:
+            await ctx.answer("links.need_number", prefix=self.bot.config.command_prefix)
+            return
         count = await self.db.execute_rowcount(
-            "DELETE FROM links WHERE village = ? AND number = ?",
-            (village.id, -1 if number is None else number),
+            "DELETE FROM links WHERE village = ? AND number = ?", (village.id, number)
         )
-        await ctx.answer("links.removed" if count else "links.not_found", number=word)
+        await ctx.answer("links.removed" if count else "links.not_found", number=number)
 
     @command(
         "infobox",
         role=Role.ORGANIZER,
+        reaches_others=True,
         examples=("!infobox Rathaus: Mo–Fr 8–12 Uhr, Tel. 01234 5678",),
     )
     async def infobox(self, ctx: CommandContext) -> None:

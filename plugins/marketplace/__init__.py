@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from dorfbot import items as states
-from dorfbot.commands import Args, command, normalize_name, parse_number, split_command
+from dorfbot.commands import Args, command, normalize_name, parse_count, parse_number, split_command
 from dorfbot.config import VillageConfig
 from dorfbot.context import CommandContext
 from dorfbot.i18n import Markup, Text, Translator
@@ -131,6 +131,7 @@ class MarketplacePlugin(Plugin):
     @command(
         "biete",
         "offer",
+        reaches_others=True,
         examples=("!biete Rasenmäher zum Ausleihen #garten ortsteil:Nord",),
     )
     async def offer(self, ctx: CommandContext) -> None:
@@ -139,6 +140,7 @@ class MarketplacePlugin(Plugin):
     @command(
         "suche",
         "request",
+        reaches_others=True,
         examples=("!suche Mitfahrt nach Soest am Dienstag #fahrdienst",),
     )
     async def request(self, ctx: CommandContext) -> None:
@@ -148,6 +150,7 @@ class MarketplacePlugin(Plugin):
         "fuer",
         "for",
         role=Role.HELPER,
+        reaches_others=True,
         examples=('!fuer "Frau Meier, Tel. 1234" biete Kartoffeln aus dem Garten #garten',),
     )
     async def on_behalf(self, ctx: CommandContext) -> None:
@@ -590,7 +593,7 @@ class MarketplacePlugin(Plugin):
 
     # --------------------------------------------------------------- contact
 
-    @command("kontakt", "contact", examples=("!kontakt 12",))
+    @command("kontakt", "contact", reaches_others=True, examples=("!kontakt 12",))
     async def contact(self, ctx: CommandContext) -> None:
         village = ctx.require_village
         number, _ = parse_number(ctx.args.raw)
@@ -831,8 +834,9 @@ class MarketplacePlugin(Plugin):
 def _page(text: str) -> tuple[int, str]:
     """A trailing page number (``!angebote 2``) and the words before it."""
     words = text.split()
-    if words and words[-1].isascii() and words[-1].isdigit() and len(words[-1]) < 5:
-        return max(1, int(words[-1])), " ".join(words[:-1])
+    page = parse_count(words[-1]) if words else None
+    if page is not None:
+        return max(1, page), " ".join(words[:-1])
     return 1, " ".join(words)
 
 

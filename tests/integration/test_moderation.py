@@ -179,9 +179,7 @@ async def test_remove_block_log_stats_and_trusted_users(trusting_village: World)
     assert "bis" in refused and "gesperrt" in refused
     assert "Eier vom Hof" in await ask(anna, market, "!angebote")  # reading still works
     assert "nichts mehr" in await ask(mod, modroom, f"!sperren {bernd.user_id}")
-    assert "Sie sind in diesem Dorf für neue Beiträge gesperrt" in await ask(
-        bernd, market, "!suche Hilfe"
-    )
+    assert "Sie sind in diesem Dorf gesperrt" in await ask(bernd, market, "!suche Hilfe")
     assert "Sich selbst" in await ask(mod, modroom, f"!sperren {mod.user_id}")
     assert "Matrix-ID" in await ask(mod, modroom, "!sperren jemand")
     assert "wieder freigeschaltet" in await ask(mod, modroom, f"!entsperren {anna.user_id}")
@@ -190,6 +188,12 @@ async def test_remove_block_log_stats_and_trusted_users(trusting_village: World)
     assert "Nr. 3" in await ask(anna, market, "!biete Noch mehr Eier #einkauf")
     await anna.wait_for(market, bot_message(world, "Biete · Nr. 3"))
     assert "gesperrt" in await ask(bernd, market, "!request Hilfe")
+    # a blocked person cannot reach the author through !kontakt either: no room, no invite
+    rooms_before = anna.joined_rooms | anna.invited_rooms
+    for _ in range(3):
+        assert "niemanden anschreiben" in await ask(bernd, market, "!kontakt 3")
+    await barrier(anna, market)  # an invite would be sent before the reply, so seen by now
+    assert anna.joined_rooms | anna.invited_rooms == rooms_before
 
     log = await ask(mod, modroom, "!protokoll")
     for part in (

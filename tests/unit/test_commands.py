@@ -8,8 +8,10 @@ from dorfbot.commands import (
     CommandSpec,
     CommandTable,
     RateLimiter,
+    is_user_id,
     normalize_name,
     parse_args,
+    parse_count,
     parse_number,
     split_command,
 )
@@ -153,17 +155,50 @@ def test_split_command_never_fails(body: str, prefix: str) -> None:
     [
         ("12", 12, ""),
         ("Nr. 12 Wegen Regen", 12, "Wegen Regen"),
+        ("nr.12", 12, ""),
         ("#7 x", 7, "x"),
         ("nr12", 12, ""),
-        ("zwölf", None, ""),
+        ("no. 3 reason\nsecond line", 3, "reason\nsecond line"),
+        ("zwölf", None, "zwölf"),
         ("", None, ""),
-        ("1234567890123", None, ""),
-        ("²", None, ""),
-        ("Nr. 12\nzweite Zeile", 12, "zweite Zeile"),
+        ("1234567890123", None, "1234567890123"),
+        ("²", None, "²"),
+        ("Nr. ³", None, "Nr. ³"),
+        ("١٢", None, "١٢"),
+        ("１２", None, "１２"),
+        ("12abc", None, "12abc"),
     ],
 )
-def test_item_numbers(text: str, number: int | None, rest: str) -> None:
-    found, after = parse_number(text)
-    assert found == number
-    if number is not None:
-        assert after == rest
+def test_parse_number_takes_ascii_digits_only(text: str, number: int | None, rest: str) -> None:
+    assert parse_number(text) == (number, rest)
+
+
+def test_parse_count() -> None:
+    assert parse_count("20") == 20
+    assert parse_count("12345") is None  # more than four digits
+    assert parse_count("123", digits=3) == 123
+    for odd in ("²", "١٢", "１２", "-1", "1.5", ""):
+        assert parse_count(odd) is None, odd
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        ("@troll:test", True),
+        ("@anna.b-c=d/e+f_g:example.org", True),
+        ("@x:example.org:8448", True),
+        ("@x:[::1]:8448", True),
+        ("@x:127.0.0.1", True),
+        ("@troll:test,", False),
+        ("@troll:", False),
+        ("@:test", False),
+        ("@troll", False),
+        ("troll:test", False),
+        ("@tr oll:test", False),
+        ("@troll:-test", False),
+        ("@x:test:999999", False),
+        ("@" + "x" * 260 + ":test", False),
+    ],
+)
+def test_is_user_id(text: str, valid: bool) -> None:
+    assert is_user_id(text) is valid
