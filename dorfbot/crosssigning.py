@@ -8,7 +8,9 @@ a device "not verified by its owner". The private keys live in
 ``data/crypto/cross_signing.json`` (mode 0600) and are reused: each start signs
 the current device again, so a new device (after a lost crypto store) is signed
 too. Without a password and without stored keys the bot logs once how to enable
-it and carries on. Keys and signatures come from signedjson/PyNaCl.
+it and carries on. Keys and signatures come from signedjson/PyNaCl; the
+requests go through :class:`dorfbot.matrix.Matrix` (``upload_signing_keys``,
+``own_device_keys``, ``upload_signatures``), which owns every API path.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from signedjson.key import (
 from signedjson.sign import sign_json
 from signedjson.types import SigningKey
 
-from dorfbot.matrix import Matrix, MatrixError
+from dorfbot.matrix import Matrix
 
 log = logging.getLogger(__name__)
 
@@ -97,36 +99,19 @@ async def ensure_cross_signed(matrix: Matrix, data_dir: Path, password: str | No
                 _public(user_id, "user_signing", keys["user_signing"]), user_id, master
             ),
         }
-        upload = "/_matrix/client/v3/keys/device_signing/upload"
-        try:
-            await matrix.api("POST", upload, body)
-        except MatrixError as exc:
-            session = exc.body.get("session") if isinstance(exc.body, dict) else None
-            if session is None:
-                raise
-            body["auth"] = {
-                "type": "m.login.password",
-                "identifier": {"type": "m.id.user", "user": user_id},
-                "password": password,
-                "session": session,
-            }
-            await matrix.api("POST", upload, body)
+        await matrix.upload_signing_keys(body, password)
         _save(path, keys)
         log.info("created and uploaded the bot's cross-signing keys")
-    answer = await matrix.api(
-        "POST", "/_matrix/client/v3/keys/query", {"device_keys": {user_id: [device_id]}}
-    )
-    device = (answer.get("device_keys") or {}).get(user_id, {}).get(device_id)
-    if not isinstance(device, dict):
+    device = await matrix.own_device_keys()
+    if device is None:
         log.warning("device %s has no uploaded keys yet; not cross-signed", device_id)
         return False
     device.pop("unsigned", None)
-    signed = sign_json(device, user_id, keys["self_signing"])
-    result = await matrix.api(
-        "POST", "/_matrix/client/v3/keys/signatures/upload", {user_id: {device_id: signed}}
+    failures = await matrix.upload_signatures(
+        {device_id: sign_json(device, user_id, keys["self_signing"])}
     )
-    if result.get("failures"):
-        log.warning("signing device %s failed: %s", device_id, result["failures"])
+    if failures:
+        log.warning("signing device %s failed: %s", device_id, failures)
         return False
     log.info("device %s is cross-signed", device_id)
     return True

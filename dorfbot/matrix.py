@@ -590,8 +590,11 @@ class Matrix:
                 await self.client.keys_query()
         return room_id
 
-    async def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """A client-server API request matrix-nio has no method for; returns the JSON."""
+    async def _api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """A client-server API request matrix-nio has no method for; returns the JSON.
+
+        Only the named methods below call it: the paths and their escaping stay here.
+        """
         headers = {"Authorization": f"Bearer {self.client.access_token}"}
         data = None
         if body is not None:
@@ -609,12 +612,68 @@ class Matrix:
             raise MatrixError(f"{method} {path}: HTTP {resp.status} {answer}", errcode, answer)
         return answer
 
+    def _account_data_path(self, event_type: str) -> str:
+        user = quote(self.user_id, safe="")
+        return f"/_matrix/client/v3/user/{user}/account_data/{quote(event_type, safe='')}"
+
     async def set_account_data(self, event_type: str, content: dict[str, Any]) -> None:
         """Replace the bot's global account data of ``event_type`` (e.g. ``m.direct``)."""
-        user = quote(self.user_id, safe="")
-        await self.api(
-            "PUT", f"/_matrix/client/v3/user/{user}/account_data/{quote(event_type)}", content
+        await self._api("PUT", self._account_data_path(event_type), content)
+
+    async def get_account_data(self, event_type: str) -> dict[str, Any]:
+        """The bot's global account data of ``event_type``, or {} if it has none."""
+        try:
+            answer = await self._api("GET", self._account_data_path(event_type))
+        except MatrixError as exc:
+            if exc.errcode == "M_NOT_FOUND":
+                return {}
+            raise
+        return dict(answer) if isinstance(answer, dict) else {}
+
+    # ------------------------------------------------------------------ keys
+
+    async def upload_signing_keys(self, keys: dict[str, Any], password: str) -> None:
+        """Upload the bot's cross-signing public keys (``/keys/device_signing/upload``).
+
+        ``keys`` holds ``master_key``, ``self_signing_key`` and ``user_signing_key``.
+        The homeserver asks for user-interactive auth; the bot answers with its
+        password.
+        """
+        path = "/_matrix/client/v3/keys/device_signing/upload"
+        try:
+            await self._api("POST", path, keys)
+        except MatrixError as exc:
+            session = exc.body.get("session") if isinstance(exc.body, dict) else None
+            if session is None:
+                raise
+            auth = {
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": self.user_id},
+                "password": password,
+                "session": session,
+            }
+            await self._api("POST", path, {**keys, "auth": auth})
+
+    async def own_device_keys(self) -> dict[str, Any] | None:
+        """The current device's keys as the homeserver publishes them (``/keys/query``)."""
+        user_id, device_id = self.user_id, str(self.client.device_id)
+        answer = await self._api(
+            "POST", "/_matrix/client/v3/keys/query", {"device_keys": {user_id: [device_id]}}
         )
+        device = ((answer or {}).get("device_keys") or {}).get(user_id, {}).get(device_id)
+        return dict(device) if isinstance(device, dict) else None
+
+    async def upload_signatures(self, signed: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Upload signed keys of the bot's own (``/keys/signatures/upload``).
+
+        ``signed`` maps key or device IDs to the signed key objects; returns the
+        homeserver's ``failures`` (empty when every signature was accepted).
+        """
+        answer = await self._api(
+            "POST", "/_matrix/client/v3/keys/signatures/upload", {self.user_id: signed}
+        )
+        failures = (answer or {}).get("failures") if isinstance(answer, dict) else None
+        return dict(failures) if isinstance(failures, dict) else {}
 
     async def join(self, room_id: str) -> str:
         return str(_check(await self.client.join(room_id), f"join {room_id}").room_id)

@@ -141,7 +141,7 @@ class OfflineBot:
         matrix.get_state = no_state  # type: ignore[method-assign]
         matrix.open_private_room = room  # type: ignore[method-assign]
         matrix.create_direct_room = room  # type: ignore[method-assign]
-        matrix.api = nothing  # type: ignore[method-assign]
+        matrix._api = nothing  # type: ignore[method-assign]
         matrix.leave = nothing  # type: ignore[method-assign]
         matrix.send_file = send_file  # type: ignore[method-assign]
 

@@ -65,9 +65,7 @@ async def test_a_resident_opens_a_dm_and_talks_without_prefix(world: World) -> N
     room_id, _, export = await _export(world, person)
     assert room_id == dm and export["user_id"] == person.user_id
     assert world.bot is not None
-    direct = await world.bot.matrix.api(
-        "GET", f"/_matrix/client/v3/user/{world.bot_user_id}/account_data/m.direct"
-    )
+    direct = await world.bot.matrix.get_account_data("m.direct")
     assert direct == {person.user_id: [dm]}
 
 
