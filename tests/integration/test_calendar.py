@@ -116,6 +116,16 @@ async def test_event_queue_list_rsvp_feed_and_cancel(calendar_world: World) -> N
         cal, lambda e: from_bot(world, "Chorprobe", "👍")(e) and "m.relates_to" not in e["content"]
     )
     assert "<b>Chorprobe</b>" in published["content"]["formatted_body"]
+    # the bot puts the 👍 chip on it for residents to tap; its own does not count below
+    await alice.wait_for(
+        cal,
+        lambda e: (
+            e.get("type") == "m.reaction"
+            and e.get("sender") == world.bot_user_id
+            and e["content"].get("m.relates_to", {}).get("event_id") == published["event_id"]
+            and e["content"]["m.relates_to"].get("key") == "👍"
+        ),
+    )
     assert "📍 Gemeindehaus" in (body_of(published) or "")
 
     # Two residents take part; the bot counts 👍 reactions on the published message.
