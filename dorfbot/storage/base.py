@@ -94,6 +94,12 @@ class Database:
         """
         raise NotImplementedError
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the calling task is inside :meth:`transaction` (its writes may still
+        be rolled back, so nothing read there should be kept as committed)."""
+        raise NotImplementedError
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run one statement. For a new row's id, use ``fetchval("INSERT … RETURNING id")``."""
         raise NotImplementedError

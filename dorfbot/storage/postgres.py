@@ -94,6 +94,10 @@ class PostgresDatabase(Database):
             finally:
                 self._tx_conn.reset(token)
 
+    @property
+    def in_transaction(self) -> bool:
+        return self._tx_conn.get() is not None
+
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
         conn = self._tx_conn.get()

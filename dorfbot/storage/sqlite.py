@@ -113,6 +113,10 @@ class SQLiteDatabase(Database):
             finally:
                 self._tx_owner.reset(token)
 
+    @property
+    def in_transaction(self) -> bool:
+        return self._tx_owner.get() is self
+
     @asynccontextmanager
     async def _statement(self) -> AsyncIterator[aiosqlite.Connection]:
         # One connection: a statement from outside a transaction must never land

@@ -50,7 +50,7 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -79,8 +79,9 @@ from dorfbot.plugin import Plugin
 from dorfbot.roles import Role
 from dorfbot.webpage import WebPage, WebSection
 
+from .cache import EventCache
 from .ical import MAX_TITLE, CalendarEvent, CalendarFormatError, parse_calendar, render_feed
-from .recurrence import Occurrence, RecurrenceError, expand_async
+from .recurrence import Occurrence, RecurrenceError
 from .store import MIGRATIONS, EventStore, StoredEvent
 from .texts import Formatter
 
@@ -138,12 +139,14 @@ class CalendarPlugin(Plugin):
     }
 
     events: EventStore
+    cache: EventCache
     address_policy: AddressPolicy
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         self.events = EventStore(self.db)
+        self.cache = EventCache(self.events, self.log)
         self.address_policy = AddressPolicy.of(
             self.config["import_allow_private"] is True,
             self.config["import_allow_networks"] or (),
@@ -183,23 +186,25 @@ class CalendarPlugin(Plugin):
     ) -> list[tuple[StoredEvent, Occurrence]]:
         """Every occurrence of the village's published events in ``[after, before)``.
 
-        One query, then expansion in memory (yielding to the event loop every few
-        milliseconds), ordered by start. ``in_states`` widens the query (the public
-        page also shows cancelled events, marked). Events whose stored rule cannot be
-        read (stored before the calendar refused such rules) are logged and left out.
+        The events come parsed from :attr:`cache` (read from the database only
+        after they changed) and are expanded in memory (yielding to the event loop
+        every few milliseconds; the cache keeps the days asked lately until the
+        events change), ordered by start. ``in_states`` widens the
+        query (the public page also shows cancelled events, marked). Events whose
+        stored rule cannot be read (stored before the calendar refused such rules)
+        are logged and left out. RSVP counts are not read here: :meth:`with_rsvps`
+        adds them to the rows a caller shows.
         """
-        stored_events = await self.events.window(village.id, after, before, in_states)
-        by_id: dict[int, StoredEvent] = {}
-        series = []
-        for stored in stored_events:
-            try:
-                series.append(stored.series())
-            except (RecurrenceError, ValueError) as exc:
-                self.log.warning("event %s has an unreadable rule: %s", stored.item_id, exc)
-                continue
-            by_id[stored.item_id] = stored
-        found = await expand_async(series, after, before)
-        return [(by_id[occ.series.key], occ) for occ in found]
+        return await self.cache.occurrences(village.id, after, before, in_states)
+
+    async def with_rsvps(
+        self, found: list[tuple[StoredEvent, Occurrence]]
+    ) -> list[tuple[StoredEvent, Occurrence]]:
+        """These occurrences with their events' RSVP counts (one query for all)."""
+        counts = await self.events.rsvp_counts(stored.item_id for stored, _ in found)
+        return [
+            (replace(stored, rsvps=counts.get(stored.item_id, 0)), occ) for stored, occ in found
+        ]
 
     async def upcoming(
         self, village: VillageConfig, now: datetime, *, count: int
@@ -372,7 +377,7 @@ class CalendarPlugin(Plugin):
         if not found:
             await ctx.answer("calendar.list_empty", prefix=prefix)
             return
-        body = self._grouped(village, ctx.t, found[:limit], now)
+        body = self._grouped(village, ctx.t, await self.with_rsvps(found[:limit]), now)
         parts = [header, body]
         if len(found) > limit:
             parts.append(ctx.t("calendar.list_more", more=len(found) - limit, prefix=prefix))
@@ -815,6 +820,7 @@ class CalendarPlugin(Plugin):
         t = self.bot.translator(village)
         formatter = Formatter(t, village.tz)
         if found:
+            found = await self.with_rsvps(found)
             lines = [formatter.line(s.number, s.event, occ, s.rsvps) for s, occ in found]
             text = t(
                 "calendar.digest",
@@ -1005,7 +1011,7 @@ class CalendarPlugin(Plugin):
         formatter = self.formatter(village)
         today = page.local(page.now).date()
         days: dict[date, list[dict[str, Any]]] = {}
-        for stored, occ in found[:limit]:
+        for stored, occ in await self.with_rsvps(found[:limit]):
             day = max(formatter.local(occ)[0].date(), today)  # running ones under today
             days.setdefault(day, []).append(
                 {

@@ -6,6 +6,11 @@ state, published message); ``calendar_events`` adds the times, keyed by
 event's zone (``local_start``, the truth for RRULE expansion across DST) and as
 UTC epoch seconds (``starts_at``, ``last_at``) so a window query can skip
 events that cannot overlap it without expanding them.
+
+``calendar_versions`` holds a number per village that triggers raise on every
+insert, change and delete in ``calendar_events`` and of the calendar's rows in
+``items``, whoever writes them; :mod:`.cache` keeps parsed events while it
+stands still. RSVPs do not raise it: their counts are read for the rows shown.
 """
 
 from __future__ import annotations
@@ -22,6 +27,74 @@ from dorfbot.storage import Database, Row, sql_script
 
 from .ical import CalendarEvent
 from .recurrence import Series
+
+_ITEM_FIELDS = (
+    "village",
+    "number",
+    "state",
+    "author",
+    "title",
+    "body",
+    "published_room",
+    "published_event",
+)
+"""The columns of ``items`` a :class:`StoredEvent` carries (a change raises the version)."""
+
+# Which writes raise a village's calendar version: (trigger name, SQLite's event, its
+# row, PostgreSQL's event and condition). Spelled out, not built from _ITEM_FIELDS:
+# a migration never changes once released.
+_VERSION_TRIGGERS = (
+    ("insert", "INSERT ON calendar_events", "NEW", "INSERT ON calendar_events", ""),
+    ("update", "UPDATE ON calendar_events", "NEW", "UPDATE ON calendar_events", ""),
+    ("delete", "DELETE ON calendar_events", "OLD", "DELETE ON calendar_events", ""),
+    (
+        "item_update",
+        "UPDATE OF village, number, state, author, title, body, published_room, "
+        "published_event ON items WHEN NEW.plugin = 'calendar'",
+        "NEW",
+        "UPDATE OF village, number, state, author, title, body, published_room, "
+        "published_event ON items",
+        "WHEN (NEW.plugin = 'calendar')",
+    ),
+    (
+        "item_delete",
+        "DELETE ON items WHEN OLD.plugin = 'calendar'",
+        "OLD",
+        "DELETE ON items",
+        "WHEN (OLD.plugin = 'calendar')",
+    ),
+)
+
+
+async def _versions(db: Database) -> None:
+    """``calendar_versions`` and the triggers that raise a village's number on every
+    insert, change and delete of its events, whoever writes."""
+    await db.execute(
+        "CREATE TABLE calendar_versions (village TEXT PRIMARY KEY, version BIGINT NOT NULL)"
+    )
+    bump = (
+        "INSERT INTO calendar_versions (village, version) VALUES ({row}.village, 1) "
+        "ON CONFLICT (village) DO UPDATE SET version = calendar_versions.version + 1"
+    )
+    if db.dialect == "postgresql":
+        await db.execute(
+            "CREATE FUNCTION calendar_version_bump() RETURNS trigger LANGUAGE plpgsql AS $body$ "
+            "BEGIN IF TG_OP = 'DELETE' THEN "
+            f"{bump.format(row='OLD')}; ELSE {bump.format(row='NEW')}; END IF; "
+            "RETURN NULL; END $body$"
+        )
+    for name, sqlite_when, row, pg_when, pg_condition in _VERSION_TRIGGERS:
+        if db.dialect == "postgresql":
+            await db.execute(
+                f"CREATE TRIGGER calendar_version_{name} AFTER {pg_when} FOR EACH ROW "
+                f"{pg_condition} EXECUTE FUNCTION calendar_version_bump()"
+            )
+        else:
+            await db.execute(
+                f"CREATE TRIGGER calendar_version_{name} AFTER {sqlite_when} "
+                f"BEGIN {bump.format(row=row)}; END"
+            )
+
 
 MIGRATIONS = [
     sql_script(
@@ -76,15 +149,21 @@ MIGRATIONS = [
     ),
     # taking back a 👍 looks the RSVP up by its reaction event
     sql_script("CREATE INDEX calendar_rsvps_reaction ON calendar_rsvps (reaction_event)"),
+    # A version per village that every change of its events raises (cache.py)
+    _versions,
 ]
 
-_COLUMNS = "e.*, i.number, i.title, i.body, i.author, i.state, i.published_room, i.published_event"
+_COLUMNS = "e.*, " + ", ".join(f"i.{name}" for name in _ITEM_FIELDS if name != "village")
 _RSVPS = "(SELECT count(*) FROM calendar_rsvps r WHERE r.item_id = e.item_id) AS rsvps"
 
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """A calendar event joined with its item (and its RSVP count where asked)."""
+    """A calendar event joined with its item (and its RSVP count where asked).
+
+    ``starts_at`` and ``last_at`` bound its occurrences (UTC epoch seconds;
+    ``last_at`` is None for an endless series).
+    """
 
     item_id: int
     village: str
@@ -96,39 +175,45 @@ class StoredEvent:
     published_room: str | None
     published_event: str | None
     rsvps: int = 0
+    starts_at: float = 0.0
+    last_at: float | None = None
 
     @classmethod
-    def from_row(cls, row: Row) -> StoredEvent:
-        keys = row.keys()
-        local_end = row["local_end"]
-        exdates = json.loads(row["exdates"]) if row["exdates"] else []
+    def from_row(cls, row: Row, keys: Sequence[str] | None = None) -> StoredEvent:
+        """The event of a query row; ``keys`` (the rows' column names) saves looking
+        each column up by name, which costs more than the rest when there are many."""
+        r = dict(zip(row.keys() if keys is None else keys, row, strict=True))
+        local_end = r["local_end"]
+        exdates = r["exdates"]
         event = CalendarEvent(
-            uid=row["uid"],
-            title=row["title"],
-            start=datetime.fromisoformat(row["local_start"]),
-            tz=row["tz"],
+            uid=r["uid"],
+            title=r["title"],
+            start=datetime.fromisoformat(r["local_start"]),
+            tz=r["tz"],
             end=datetime.fromisoformat(local_end) if local_end else None,
-            all_day=bool(row["all_day"]),
-            rrule=row["rrule"],
-            exdates=tuple(datetime.fromisoformat(d) for d in exdates),
-            description=row["body"] or "",
-            location=row["location"] or "",
-            url=row["url"] or "",
-            sequence=row["sequence"],
-            created=datetime.fromtimestamp(row["created_at"], UTC),
-            modified=datetime.fromtimestamp(row["updated_at"], UTC),
+            all_day=bool(r["all_day"]),
+            rrule=r["rrule"],
+            exdates=tuple(map(datetime.fromisoformat, json.loads(exdates))) if exdates else (),
+            description=r["body"] or "",
+            location=r["location"] or "",
+            url=r["url"] or "",
+            sequence=r["sequence"],
+            created=datetime.fromtimestamp(r["created_at"], UTC),
+            modified=datetime.fromtimestamp(r["updated_at"], UTC),
         )
         return cls(
-            item_id=row["item_id"],
-            village=row["village"],
-            number=row["number"],
-            state=row["state"],
-            author=row["author"],
+            item_id=r["item_id"],
+            village=r["village"],
+            number=r["number"],
+            state=r["state"],
+            author=r["author"],
             event=event,
-            source=row["source"],
-            published_room=row["published_room"],
-            published_event=row["published_event"],
-            rsvps=row["rsvps"] if "rsvps" in keys else 0,
+            source=r["source"],
+            published_room=r["published_room"],
+            published_event=r["published_event"],
+            rsvps=r.get("rsvps", 0),
+            starts_at=r["starts_at"],
+            last_at=r["last_at"],
         )
 
     def series(self) -> Series:
@@ -225,18 +310,35 @@ class EventStore:
         self,
         village: str,
         after: datetime,
-        before: datetime,
+        before: datetime | None,
         states: tuple[str, ...] = (PUBLISHED,),
     ) -> list[StoredEvent]:
-        """Events in ``states`` (published) that may have an occurrence in ``[after, before)``."""
+        """Events in ``states`` (published) that may have an occurrence in ``[after, before)``
+        (``before`` None: any time after ``after``), by number; without RSVP counts
+        (:meth:`rsvp_counts` reads them for the rows shown)."""
         marks = ",".join("?" * len(states))
+        bound = "" if before is None else "AND e.starts_at < ? "
         rows = await self.db.fetchall(
-            f"SELECT {_COLUMNS}, {_RSVPS} FROM calendar_events e "
-            f"JOIN items i ON i.id = e.item_id WHERE e.village = ? AND i.state IN ({marks}) "
-            "AND e.starts_at < ? AND (e.last_at IS NULL OR e.last_at >= ?) ORDER BY i.number",
-            (village, *states, before.timestamp(), after.timestamp()),
+            f"SELECT {_COLUMNS} FROM calendar_events e JOIN items i ON i.id = e.item_id "
+            f"WHERE e.village = ? AND i.state IN ({marks}) {bound}"
+            "AND (e.last_at IS NULL OR e.last_at >= ?) ORDER BY i.number",
+            (
+                village,
+                *states,
+                *(() if before is None else (before.timestamp(),)),
+                after.timestamp(),
+            ),
         )
-        return [StoredEvent.from_row(row) for row in rows]
+        return _events(rows)
+
+    async def version(self, village: str) -> int:
+        """Raised by every change of the village's events and their items (triggers)."""
+        return int(
+            await self.db.fetchval(
+                "SELECT version FROM calendar_versions WHERE village = ?", (village,)
+            )
+            or 0
+        )
 
     async def feed(self, village: str, since: datetime) -> list[StoredEvent]:
         """Published events still running after ``since``, oldest first."""
@@ -246,7 +348,7 @@ class EventStore:
             "ORDER BY e.starts_at, e.item_id",
             (village, PUBLISHED, since.timestamp()),
         )
-        return [StoredEvent.from_row(row) for row in rows]
+        return _events(rows)
 
     async def by_uid(self, village: str) -> dict[str, tuple[int, str, str]]:
         """uid -> (item id, fingerprint, item state) of every event of a village."""
@@ -274,6 +376,18 @@ class EventStore:
             (reaction_event, user_id),
         )
         return count > 0
+
+    async def rsvp_counts(self, item_ids: Iterable[int]) -> dict[int, int]:
+        """item id -> how many take part, for these events only (those with none left out)."""
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return {}
+        rows = await self.db.fetchall(
+            f"SELECT item_id, count(*) AS n FROM calendar_rsvps WHERE item_id IN "
+            f"({','.join('?' * len(ids))}) GROUP BY item_id",
+            ids,
+        )
+        return {int(r["item_id"]): int(r["n"]) for r in rows}
 
     async def participants(self, item_ids: Iterable[int]) -> list[str]:
         """Who takes part (gave 👍) in any of these events, in the order they said so."""
@@ -370,6 +484,11 @@ class EventStore:
             await self.db.execute(
                 "DELETE FROM calendar_digests WHERE claimed_at < ?", (horizon.timestamp(),)
             )
+
+
+def _events(rows: list[Row]) -> list[StoredEvent]:
+    keys = rows[0].keys() if rows else []
+    return [StoredEvent.from_row(row, keys) for row in rows]
 
 
 def _exdates(event: CalendarEvent) -> str | None:
