@@ -81,7 +81,15 @@ class MarketplacePlugin(Plugin):
     """``!biete``, ``!suche``, lists, search, closing, expiry and contact rooms."""
 
     name = "marketplace"
-    migrations = [_create_tables, _contact_introduced]
+    migrations = [
+        _create_tables,
+        _contact_introduced,
+        # how many posts are open (the public page counts them over thousands of
+        # rows): answered from the index alone, without reading each row
+        sql_script(
+            "CREATE INDEX marketplace_open ON items (village, kind, state, plugin, expires_at)"
+        ),
+    ]
     defaults: ClassVar[dict[str, Any]] = {
         "expire_days": 30,
         "remind_days": 3,
