@@ -20,7 +20,7 @@ from dorfbot.items import ItemStore
 from dorfbot.plugin_loader import locales_dir
 from dorfbot.storage import Database
 
-from .seed import Calendar, cal_store, prepare, search, seed_events
+from .seed import Calendar, cal_cache, cal_store, prepare, search, seed_events
 from .timing import Clock
 
 # What residents search for: whole words, parts of compounds, umlauts typed
@@ -172,7 +172,15 @@ async def b3_storage(
 
 
 async def b7_calendar(workdir: Path, *, events: int = 1000, runs: int = 30) -> dict[str, Any]:
-    """A month of 1,000 recurring events as ``!termine monat`` expands it, and the feed."""
+    """A month of 1,000 recurring events as ``!termine monat`` expands it, and the feed.
+
+    ``month_expand``: the month's occurrences while the calendar is unchanged
+    (its parsed events and expanded days kept, as between two changes);
+    ``month_expand_changed``: the same right after a change of the calendar
+    (every event read, parsed and expanded again); ``month_reply``: all of
+    ``!termine monat`` but sending (occurrences, RSVP counts of the lines shown,
+    the text), calendar unchanged.
+    """
     db = Database(workdir / "calendar.db")
     await db.open()
     try:
@@ -184,23 +192,31 @@ async def b7_calendar(workdir: Path, *, events: int = 1000, runs: int = 30) -> d
         plugin.config = dict(Calendar.defaults)
         plugin.log = logging.getLogger("bench.calendar")
         plugin.events = cal_store.EventStore(db)
+        plugin.cache = cal_cache.EventCache(plugin.events, plugin.log)
         catalogs = Catalogs()
         catalogs.add_dir(CORE_LOCALES)
         catalogs.add_dir(locales_dir(Calendar))
         t = catalogs.translator("de")
         limit = int(plugin.config["max_list"])
 
-        expand, reply, feed = Clock(), Clock(), Clock()
+        expand, changed, reply, feed = Clock(), Clock(), Clock(), Clock()
         occurrences = feed_bytes = 0
         for i in range(runs + 2):
             now = datetime.now(UTC)
             with reply():
                 with expand():
                     found = await plugin.occurrences(village, now, now + timedelta(days=31))
-                plugin._grouped(village, t, found[:limit], now)
+                shown = await plugin.with_rsvps(found[:limit])
+                plugin._grouped(village, t, shown, now)
             occurrences = len(found)
-            if i < 2:  # warm-up: first query, parsed-rule caches
+            if i < 2:  # warm-up: first queries, parsed-rule caches
                 del expand.wall[-1], expand.cpu[-1], reply.wall[-1], reply.cpu[-1]
+        for _ in range(runs):
+            plugin.cache.clear()  # as after a change of the calendar
+            now = datetime.now(UTC)
+            with changed():
+                found = await plugin.occurrences(village, now, now + timedelta(days=31))
+            assert len(found) == occurrences
         for _ in range(max(10, runs // 2)):
             with feed():
                 text = await plugin.feed(village)
@@ -209,9 +225,11 @@ async def b7_calendar(workdir: Path, *, events: int = 1000, runs: int = 30) -> d
             "seeded": seeded,
             "month_occurrences": occurrences,
             "month_expand": expand.summary(),
+            "month_expand_changed": changed.summary(),
             "month_reply": reply.summary(),
             "feed": feed.summary(),
             "feed_bytes": feed_bytes,
+            "loads": plugin.cache.loads,
         }
     finally:
         await db.close()

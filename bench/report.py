@@ -169,11 +169,19 @@ def rows(results: dict[str, Any]) -> list[Row]:
     b7 = results.get("B7")
     if b7:
         for label, key, limit in (
-            ("month expansion", "month_expand", 50),
+            ("month expansion", "month_expand", 15),
+            ("month expansion after a change", "month_expand_changed", None),
+            ("!termine monat reply", "month_reply", None),
             (".ics feed", "feed", 200),
         ):
             p50 = _get(b7, key, "p50")
-            out.append(Row(f"B7 {label} p50 (ms)", p50, None, f"<= {limit} ms", _le(p50, limit)))
+            if p50 is None:
+                continue
+            if limit is None:
+                out.append(Row(f"B7 {label} p50 (ms)", p50))
+            else:
+                target = f"<= {limit} ms"
+                out.append(Row(f"B7 {label} p50 (ms)", p50, None, target, _le(p50, limit)))
             out.append(Row(f"B7 {label} p99 (ms)", _get(b7, key, "p99")))
     return out
 

@@ -31,6 +31,7 @@ Calendar = bundled_plugin("calendar")
 search = importlib.import_module(Marketplace.__module__ + ".search")
 ical = importlib.import_module(Calendar.__module__ + ".ical")
 cal_store = importlib.import_module(Calendar.__module__ + ".store")
+cal_cache = importlib.import_module(Calendar.__module__ + ".cache")
 
 THINGS = [
     "Rasenmäher",
