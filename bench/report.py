@@ -113,6 +113,38 @@ def rows(results: dict[str, Any]) -> list[Row]:
                     counts=True,
                 )
             )
+    b8 = results.get("B8")
+    if b8 and "error" not in b8:
+        for variant, where in (("one_room", "one room"), ("ten_rooms", "ten rooms")):
+            part = b8.get(variant) or {}
+            d, f, w = (
+                part.get("dorfbot") or {},
+                part.get("floor") or {},
+                part.get("dorfbot_window_1") or {},
+            )
+            n = d.get("commands") or 0
+            drain = Row(
+                f"B8 {n} cmds, 10 residents, {where}: drain (s)",
+                d.get("drain_s"),
+                f.get("drain_s"),
+                "<= 0.50x floor",
+            )
+            drain.met = None if drain.ratio is None else drain.ratio <= 0.5
+            out.append(drain)
+            out.append(
+                Row(f"B8 {where}: drain with send_window 1 (s)", w.get("drain_s"), f.get("drain_s"))
+            )
+            ok = d.get("answered") == d.get("commands") and d.get("duplicated") == 0
+            out.append(
+                Row(
+                    f"B8 {where}: answered once",
+                    (d.get("answered") or 0) - (d.get("duplicated") or 0),
+                    f.get("answered"),
+                    "all, once",
+                    ok,
+                    counts=True,
+                )
+            )
     b3 = results.get("B3")
     if b3:
         out.append(Row("B3 listing, category/district p50 (ms)", _get(b3, "listing", "p50")))

@@ -39,7 +39,9 @@ from .timing import Arrivals
 from .world import CATEGORIES, DISTRICTS, RESIDENT_ROOMS, World, build
 
 HERE = Path(__file__).resolve().parent
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7")
+B8_RESIDENTS = 10
+B8_COMMANDS = 200
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
 
 
 @dataclass(frozen=True)
@@ -152,11 +154,13 @@ class Runner:
         await asyncio.to_thread(hs.start)
         world: World | None = None
         try:
-            live_needed = self.want("B1", "B2", "B4", "B5", "B6")
+            live_needed = self.want("B1", "B2", "B4", "B5", "B6", "B8")
             arrivals = Arrivals()
             if live_needed:
                 self.log("building the village")
                 residents = sizes.residents if self.want("B1", "B2", "B5") else 1
+                if self.want("B8"):
+                    residents = max(residents, B8_RESIDENTS)
                 fanout = max(sizes.fanout_rooms if self.want("B4") else 0, residents + 4)
                 world = await build(
                     hs,
@@ -176,7 +180,7 @@ class Runner:
                 self.results["B3"] = await self.timed("B3", lambda: self.b3(bot_dir, villages))
             if self.want("B7"):
                 self.results["B7"] = await self.timed("B7", lambda: self.b7(workdir))
-            if world is not None and self.want("B1", "B2", "B4", "B5"):
+            if world is not None and self.want("B1", "B2", "B4", "B5", "B8"):
                 await self.live_main(world, bot_dir)
             if world is not None and self.want("B6"):
                 self.results["B6"] = await self.timed("B6", lambda: self.b6(world, workdir))
@@ -257,6 +261,8 @@ class Runner:
                 "B1", lambda: live.b1_latency(world, pinger, rounds=sizes.rounds)
             )
         await pinger.stop()
+        if self.want("B8"):
+            self.results["B8"] = await self.timed("B8", lambda: self.b8(world, bot_dir, bot))
         if self.want("B2"):
             self.results["B2"] = await self.timed("B2", lambda: self.b2(world))
         if self.want("B4"):
@@ -288,6 +294,49 @@ class Runner:
                 self.log(f"  {variant} rooms, {who}: {_brief(part[who])}")
                 await asyncio.sleep(2)
             result[variant] = part
+        return result
+
+    async def b8(self, world: World, bot_dir: Path, bot: procs.Proc) -> dict[str, Any]:
+        """200 commands from 10 residents at once, into one room and into ten, against
+        the floor; then dorfbot again with ``send_window: 1`` (one reply at a time)."""
+        people = world.residents[:B8_RESIDENTS]
+        per = B8_COMMANDS // len(people)
+        variants = {
+            "one_room": ([world.main_rooms["chat"]], [world.floor_rooms[-1]]),
+            "ten_rooms": (world.own_rooms[: len(people)], world.floor_own_rooms[: len(people)]),
+        }
+        result: dict[str, Any] = {"residents": len(people), "per_resident": per}
+
+        async def burst(rooms: list[str]) -> dict[str, Any]:
+            _, _, sent = await live.send_burst(people, rooms, per)
+            start = min(t for t, _ in sent)
+            return await live.account(world.arrivals, sent, start, timeout=180, quiet=8, settle=2)
+
+        for n, (variant, (dorf_rooms, floor_rooms)) in enumerate(variants.items()):
+            part: dict[str, Any] = {"rooms": len(dorf_rooms)}
+            order = [("dorfbot", dorf_rooms), ("floor", floor_rooms)]
+            for who, rooms in order if n % 2 == 0 else order[::-1]:
+                part[who] = await burst(rooms)
+                self.log(f"  B8 {variant}, {who}: {_brief(part[who])}")
+                await asyncio.sleep(2)
+            result[variant] = part
+        # the window's effect: the same bursts with one reply in flight at a time
+        bot.stop()
+        config = {**world.dorfbot_config(), "send_window": 1}
+        serial = procs.dorfbot(config, bot_dir, name="dorfbot-window1")
+        self.procs.append(serial)
+        serial.start()
+        try:
+            await procs.wait_healthy(world.http_port, serial, timeout=120)
+            for variant, (dorf_rooms, _) in variants.items():
+                result[variant]["dorfbot_window_1"] = await burst(dorf_rooms)
+                self.log(f"  B8 {variant}, window 1: {_brief(result[variant]['dorfbot_window_1'])}")
+                await asyncio.sleep(2)
+        finally:
+            serial.stop()
+            procs.dorfbot(world.dorfbot_config(), bot_dir)  # the config file back as it was
+            bot.start()
+            await procs.wait_healthy(world.http_port, bot, timeout=120)
         return result
 
     async def b4(self, world: World) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from dorfbot.i18n import CORE_LOCALES, Catalogs, Translator
 from dorfbot.jobs import Jobs
 from dorfbot.matrix import Matrix, txn_id
 from dorfbot.moderation import Blocked, Moderation
+from dorfbot.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
 from dorfbot.plugin import Plugin, Scheduler
 from dorfbot.plugin_loader import discover, locales_dir
 from dorfbot.roles import Role, role_of
@@ -66,6 +67,7 @@ class Bot:
             device_name=config.device_name,
             encryption=config.encryption,
             trust=config.trust,
+            send_window=config.send_window,
         )
         self.villages = Villages(config, self.matrix)
         self.direct = DirectRooms(self.matrix, self.db)
@@ -120,6 +122,7 @@ class Bot:
             raise
         await self.db.migrate("sync", SYNC_MIGRATIONS)
         await self.db.migrate("direct", DIRECT_MIGRATIONS)
+        await self.db.migrate("outbox", OUTBOX_MIGRATIONS)
         await self.direct.load()
         await self._load_plugins()
 
@@ -127,6 +130,7 @@ class Bot:
         """Prepare, log in, start plugins and the web server; then sync in the background."""
         await self.prepare()
         await self.matrix.login(self.config.password, self.config.access_token)
+        await self.matrix.window.load(self.db)  # sends a crash left in flight go out first
         for problem in await self.villages.resolve():
             log.error("room not found: %s", problem)
         self.matrix.village_rooms = set(self.villages.all_room_ids())
@@ -196,6 +200,11 @@ class Bot:
             plugin.scheduler.cancel_all()
             self.commands.remove_plugin(name)
         self.plugins.clear()
+        # Replies already handed to the window go out; what does not make it in
+        # time stays in the outbox and is resent (same transaction IDs) next start.
+        if not await self.matrix.window.drain(STOP_GRACE_SECONDS):
+            log.warning("stopping with messages still in flight; they are resent at the next start")
+        await self.matrix.window.close()
         if self.aps.running:
             self.aps.shutdown(wait=False)
         await self.web.stop()

@@ -118,6 +118,7 @@ class Config:
     plugins: dict[str, dict[str, Any]]
     max_catchup_hours: float = 24.0
     commands_per_minute: int = 20
+    send_window: int = 16
     encryption: bool = True
     trust: str = "all"
     source: Path | None = None
@@ -386,6 +387,7 @@ def parse_config(
         plugins={k: dict(v or {}) for k, v in plugins.items() if isinstance(v, dict | None)},
         max_catchup_hours=reader.number(raw, "max_catchup", "", 24.0, minimum=0.1),
         commands_per_minute=int(reader.number(raw, "commands_per_minute", "", 20, minimum=1)),
+        send_window=int(reader.number(raw, "send_window", "", 16, minimum=1)),
         encryption=bool(raw.get("encryption", True)),
         trust=trust,
     )

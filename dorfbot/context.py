@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from dorfbot.commands import Args, CommandSpec
 from dorfbot.config import VillageConfig
 from dorfbot.i18n import Text, Translator
-from dorfbot.matrix import reaction_key, txn_id
+from dorfbot.matrix import Sent, reaction_key, txn_id
 from dorfbot.roles import Role
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class CommandContext:
         """A transaction key for a send caused by this command (idempotent on retry)."""
         return txn_id(self.event.event_id, purpose)
 
-    async def answer(self, key_or_text: str | Text, /, **params: Any) -> str:
+    async def answer(self, key_or_text: str | Text, /, **params: Any) -> Sent:
         """Answer the command with a catalog text (or a ready :class:`Text`).
 
         An answer is what the asker is waiting for on screen, so it does not

@@ -31,8 +31,15 @@ Further rules kept here:
   :class:`~dorfbot.i18n.Text`;
 - every send carries a transaction ID derived from what caused it, so a resend
   after a crash is deduplicated by the homeserver;
-- ``M_LIMIT_EXCEEDED`` is retried after ``retry_after_ms`` and lost connections
-  with a bounded backoff (matrix-nio's own retry loop, configured here).
+- every method returns a :class:`Sent` at once while an event is handled: the
+  message goes out through the bounded in-flight window of
+  :mod:`dorfbot.outbox` (order kept per room and person, stored with the
+  event's handled mark until delivered), so the sync loop handles the next
+  command during this one's round trip; outside an event (jobs, schedules)
+  the method returns once the message is delivered;
+- ``M_LIMIT_EXCEEDED`` is retried after ``retry_after_ms`` and shrinks the
+  window; lost connections are retried with a bounded backoff (matrix-nio's own
+  retry loop, configured here).
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ import nio
 from nio.api import RelationshipType
 
 from dorfbot.i18n import Text
+from dorfbot.outbox import DEFAULT_WINDOW, Outgoing, SendWindow
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +152,45 @@ def txn_id(*parts: object) -> str:
     return f"dorfbot.{digest}"
 
 
+class Sent:
+    """A message on its way; what every sending method of :class:`Matrix` returns.
+
+    While an event is handled the message is queued and delivered in the
+    background, so a handler does not wait for the round trip. A caller that
+    needs the new event's ID (to edit, react to or store it), or must know that
+    the homeserver took the message, awaits :meth:`event_id`.
+    """
+
+    def __init__(self, room_id: str, txn_id: str, future: asyncio.Future[str]) -> None:
+        self.room_id = room_id
+        self.txn_id = txn_id
+        self._future = future
+
+    @classmethod
+    def delivered(cls, room_id: str, event_id: str, txn_id: str = "") -> Sent:
+        """A message the homeserver already has (used by test doubles too)."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        future.set_result(event_id)
+        return cls(room_id, txn_id, future)
+
+    @property
+    def done(self) -> bool:
+        return self._future.done()
+
+    async def event_id(self) -> str:
+        """The event's ID once delivered; raises :class:`MatrixError` if it was refused."""
+        try:
+            return await asyncio.shield(self._future)
+        except MatrixError:
+            raise
+        except asyncio.CancelledError:
+            if self._future.cancelled():
+                raise MatrixError(f"send to {self.room_id} stopped with the bot") from None
+            raise
+        except Exception as exc:
+            raise MatrixError(f"send to {self.room_id}: {exc}") from exc
+
+
 def _check(response: Any, what: str) -> Any:
     if isinstance(response, nio.ErrorResponse):
         raise MatrixError(f"{what}: {response.message}", getattr(response, "status_code", None))
@@ -162,6 +209,7 @@ class Matrix:
         device_name: str = "dorfbot",
         encryption: bool = True,
         trust: str = "all",
+        send_window: int = DEFAULT_WINDOW,
     ) -> None:
         self.data_dir = data_dir
         self.trust = trust
@@ -187,6 +235,9 @@ class Matrix:
         )
         self.ready = asyncio.Event()
         """Set once the first sync has filled room state; sends wait for it."""
+        self.window = SendWindow(self._deliver, send_window)
+        """The sends in flight (:mod:`dorfbot.outbox`)."""
+        self.client.add_response_callback(self._on_send_error, nio.RoomSendError)
 
     @property
     def user_id(self) -> str:
@@ -273,23 +324,62 @@ class Matrix:
         *,
         key: str | None = None,
         event_type: str = "m.room.message",
-    ) -> str:
-        """Send one event; returns its event ID. ``key`` makes the send idempotent."""
+    ) -> Sent:
+        """Send one event through the window. ``key`` makes the send idempotent.
+
+        While an event is handled this returns as soon as the send is queued;
+        otherwise once the homeserver has it (raising :class:`MatrixError` if
+        it refused it).
+        """
+        scope = self.window.current_scope()
+        if key:
+            tx = key if key.startswith("dorfbot.") else txn_id(key)
+        elif scope is not None:
+            # derived from the event, so handling it again after a crash sends the same IDs
+            tx = txn_id(scope.cause, "send", scope.next_number())
+        else:
+            tx = f"dorfbot.{uuid.uuid4().hex}"
+        out = self.window.pending(tx)
+        if out is None:
+            out = self.window.submit(
+                Outgoing(
+                    txn_id=tx,
+                    room_id=room_id,
+                    lane=scope.lane if scope is not None else "",
+                    event_type=event_type,
+                    content=content,
+                    cause=scope.cause if scope is not None else None,
+                    future=asyncio.get_running_loop().create_future(),
+                )
+            )
+        sent = Sent(room_id, tx, out.future)
+        if scope is not None:
+            scope.outgoing.append(out)
+        else:
+            await sent.event_id()
+        return sent
+
+    async def _deliver(self, out: Outgoing) -> str:
+        """The actual ``PUT /send``, called by the window (retries are nio's)."""
         await self.ready.wait()
         if self.trust == "verified":
-            self._withhold_keys_from_unverified(room_id)
-        tx = key if key and key.startswith("dorfbot.") else (txn_id(key) if key else None)
+            self._withhold_keys_from_unverified(out.room_id)
         try:
             resp = await self.client.room_send(
-                room_id,
-                event_type,
-                content,
-                tx_id=tx or str(uuid.uuid4()),
+                out.room_id,
+                out.event_type,
+                out.content,
+                tx_id=out.txn_id,
                 ignore_unverified_devices=True,
             )
         except nio.LocalProtocolError as exc:
-            raise MatrixError(f"send to {room_id}: {exc}") from exc
-        return str(_check(resp, f"send to {room_id}").event_id)
+            raise MatrixError(f"send to {out.room_id}: {exc}") from exc
+        return str(_check(resp, f"send to {out.room_id}").event_id)
+
+    async def _on_send_error(self, response: Any) -> None:
+        """matrix-nio calls this for every refused send, also one it will retry."""
+        if getattr(response, "status_code", None) == "M_LIMIT_EXCEEDED":
+            self.window.rate_limited(getattr(response, "retry_after_ms", None))
 
     def _withhold_keys_from_unverified(self, room_id: str) -> None:
         """``trust: verified``: unverified devices of members get no room keys."""
@@ -320,14 +410,14 @@ class Matrix:
 
     async def answer(
         self, room_id: str, command_event: str, text: Text, *, key: str | None = None
-    ) -> str:
+    ) -> Sent:
         """A direct answer to a command: an ``m.notice`` replying to ``command_event``."""
         content = self._content(Intent.ANSWER, text, reply_to=command_event)
         return await self.send(room_id, content, key=key or txn_id(command_event, "reply"))
 
     async def note(
         self, room_id: str, text: Text, *, key: str | None = None, reply_to: str | None = None
-    ) -> str:
+    ) -> Sent:
         """Bookkeeping nobody needs to be pushed about: an ``m.notice``."""
         return await self.send(
             room_id, self._content(Intent.NOTE, text, reply_to=reply_to), key=key
@@ -341,7 +431,7 @@ class Matrix:
         to: Iterable[str],
         key: str | None = None,
         reply_to: str | None = None,
-    ) -> str:
+    ) -> Sent:
         """Tell people something they did not just ask for: it pushes to each of ``to``.
 
         An ``m.text`` with ``m.mentions.user_ids``; every recipient the text
@@ -353,11 +443,11 @@ class Matrix:
         )
         return await self.send(room_id, content, key=key)
 
-    async def publish(self, room_id: str, text: Text, *, key: str | None = None) -> str:
+    async def publish(self, room_id: str, text: Text, *, key: str | None = None) -> Sent:
         """A published post, event or announcement: an ``m.text`` without mentions."""
         return await self.send(room_id, self._content(Intent.PUBLISH, text), key=key)
 
-    async def alert(self, room_id: str, text: Text, *, key: str | None = None) -> str:
+    async def alert(self, room_id: str, text: Text, *, key: str | None = None) -> Sent:
         """A push alert: ``@room`` in the body and ``m.mentions.room``."""
         return await self.send(room_id, self._content(Intent.ALERT, text), key=key)
 
@@ -370,7 +460,7 @@ class Matrix:
         intent: Intent,
         to: Iterable[str] = (),
         key: str | None = None,
-    ) -> str:
+    ) -> Sent:
         """Replace one of the bot's messages, sent with ``intent`` (and ``to``, for tell).
 
         The replacement keeps the original's form; the edit itself mentions
@@ -431,7 +521,7 @@ class Matrix:
 
     async def react(
         self, room_id: str, event_id: str, emoji: str, *, key: str | None = None
-    ) -> str:
+    ) -> Sent:
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": emoji}}
         return await self.send(room_id, content, key=key, event_type="m.reaction")
 
@@ -471,7 +561,7 @@ class Matrix:
         *,
         key: str | None = None,
         body: str | None = None,
-    ) -> str:
+    ) -> Sent:
         """Upload a file and post it (used for data exports)."""
         await self.ready.wait()
         room = self.client.rooms.get(room_id)
@@ -590,12 +680,21 @@ class Matrix:
                 await self.client.keys_query()
         return room_id
 
-    async def _api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    async def _api(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+    ) -> Any:
         """A client-server API request matrix-nio has no method for; returns the JSON.
 
         Only the named methods below call it: the paths and their escaping stay here.
+        As the bot, or with ``token`` as a server admin (Synapse's admin API).
+        Never retried: a 429 raises ``M_LIMIT_EXCEEDED``.
         """
-        headers = {"Authorization": f"Bearer {self.client.access_token}"}
+        headers = {"Authorization": f"Bearer {token or self.client.access_token}"}
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"

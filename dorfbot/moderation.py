@@ -215,9 +215,10 @@ class Moderation:
             return item
         t = self.bot.translator(village)
         text = self._queue_text(item, t, review=review)
-        event_id = await self.bot.matrix.tell(
+        sent = await self.bot.matrix.tell(
             room_id, text, to=self._moderators(village, item), key=item.key("queue")
         )
+        event_id = await sent.event_id()  # stored, so ✅/❌ on it can be found
         await self.items.record_sent(room_id, event_id, items=[item])
         item = await self.items.update(item, queue_room=room_id, queue_event=event_id)
         if not review:

@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import nio
 
 from dorfbot.matrix import Matrix
+from dorfbot.outbox import EventScope
 from dorfbot.storage import Database, sql_script
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class EventStream:
         """Set after the first complete round (keys uploaded, backlog handled)."""
         self._stop = asyncio.Event()
         self._handled_recent: set[str] = set()
+        self._skipped: list[tuple[str, str, float]] = []
         self._undecrypted: dict[str, tuple[str, nio.MegolmEvent, float]] = {}
 
     def stop(self) -> None:
@@ -109,12 +111,39 @@ class EventStream:
             is not None
         )
 
-    async def mark_handled(self, event_id: str, room_id: str) -> None:
+    async def mark_handled(
+        self, event_id: str, room_id: str, scope: EventScope | None = None
+    ) -> None:
+        """Record ``event_id`` as handled, with the sends it still has in flight.
+
+        One transaction: after a crash the event is either handled again (its
+        sends get the same transaction IDs) or its undelivered sends are in the
+        outbox and go out again; never neither, never both.
+        """
         self._handled_recent.add(event_id)
-        await self.db.execute(
-            "INSERT OR IGNORE INTO handled_events (event_id, room_id, handled_at) VALUES (?, ?, ?)",
-            (event_id, room_id, time.time()),
+        await self.db.batch(
+            [
+                (
+                    "INSERT OR IGNORE INTO handled_events (event_id, room_id, handled_at) "
+                    "VALUES (?, ?, ?)",
+                    (event_id, room_id, time.time()),
+                ),
+                *self.matrix.window.persist_statements(scope),
+            ]
         )
+
+    async def _handle(self, room_id: str, event_id: str, source: dict[str, Any]) -> None:
+        """Hand one event to ``on_event`` and mark it handled.
+
+        Its sends are queued in the window (order kept per room and sender), so
+        the next event is handled during this one's round trips.
+        """
+        with self.matrix.window.scope(event_id, str(source.get("sender") or "")) as scope:
+            try:
+                await self.on_event(room_id, source)
+            except Exception:
+                log.exception("handling event %s in %s failed", event_id, room_id)
+        await self.mark_handled(event_id, room_id, scope)
 
     async def run(self) -> None:
         """Sync until :meth:`stop`; returns then."""
@@ -188,14 +217,50 @@ class EventStream:
                 await self.on_invite(room_id, inviter, is_direct)
             except Exception:
                 log.exception("handling the invite to %s failed", room_id)
+        # Only the first round of a process can repeat events a previous one handled
+        # (it crashed before storing the token); later rounds' events are new since
+        # the token this process stored, and what it handled itself is in memory.
+        known: set[str] = set()
+        if not self.first_round_done.is_set():
+            known = await self._handled_among(
+                str(eid)
+                for info in resp.rooms.join.values()
+                for event in info.timeline.events
+                if (eid := (getattr(event, "source", {}) or {}).get("event_id"))
+            )
         for room_id, info in resp.rooms.join.items():
             events = list(info.timeline.events)
             if info.timeline.limited and info.timeline.prev_batch:
                 events = await self._backfill(room_id, info.timeline.prev_batch) + events
-            await self._deliver(room_id, events)
+            await self._deliver(room_id, events, known)
+        await self._flush_skipped()
         if self._undecrypted:
             await self._retry_undecryptable()
         await self._prune()
+
+    async def _handled_among(self, event_ids: Iterable[str]) -> set[str]:
+        """Which of ``event_ids`` the database records as handled: one query per 500."""
+        wanted = [e for e in dict.fromkeys(event_ids) if e not in self._handled_recent]
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = await self.db.fetchall(
+                "SELECT event_id FROM handled_events WHERE event_id IN "
+                f"({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update(str(r[0]) for r in rows)
+        return found
+
+    async def _flush_skipped(self) -> None:
+        """Mark the events that were passed over (old, the bot's own) handled, in one go."""
+        if not self._skipped:
+            return
+        rows, self._skipped = self._skipped, []
+        await self.db.executemany(
+            "INSERT OR IGNORE INTO handled_events (event_id, room_id, handled_at) VALUES (?, ?, ?)",
+            rows,
+        )
 
     async def _backfill(self, room_id: str, prev_batch: str) -> list[Any]:
         """Events older than the limited timeline, back to the last handled one."""
@@ -210,12 +275,16 @@ class EventStream:
                 # Retry the whole round (the sync token is not saved), never skip the gap.
                 raise ConnectionError(f"back-pagination in {room_id} failed: {resp.message}")
             reached = False
+            handled = await self._handled_among(
+                str((getattr(e, "source", {}) or {}).get("event_id", "")) for e in resp.chunk
+            )
             for event in resp.chunk:
                 source = getattr(event, "source", {}) or {}
                 stamp = source.get("origin_server_ts")
                 if not isinstance(stamp, int):
                     continue  # malformed; _deliver would drop it anyway
-                if stamp < cutoff or await self.is_handled(str(source.get("event_id", ""))):
+                event_id = str(source.get("event_id", ""))
+                if stamp < cutoff or event_id in handled or event_id in self._handled_recent:
                     reached = True
                     break
                 older.append(event)
@@ -228,7 +297,8 @@ class EventStream:
         older.reverse()
         return older
 
-    async def _deliver(self, room_id: str, events: list[Any]) -> None:
+    async def _deliver(self, room_id: str, events: list[Any], known: set[str]) -> None:
+        """Hand each event not handled yet to ``on_event``; ``known`` were handled before."""
         cutoff = self._cutoff_ms()
         seen: set[str] = set()
         for event in events:
@@ -237,7 +307,7 @@ class EventStream:
             if not isinstance(event_id, str) or event_id in seen:
                 continue
             seen.add(event_id)
-            if await self.is_handled(event_id):
+            if event_id in self._handled_recent or event_id in known:
                 continue
             if isinstance(event, nio.MegolmEvent):
                 await self._hold_undecryptable(room_id, event, source)
@@ -247,13 +317,11 @@ class EventStream:
                 or not isinstance(source.get("origin_server_ts"), int)
                 or source["origin_server_ts"] < cutoff
             ):
-                await self.mark_handled(event_id, room_id)
+                # nothing to do for it: recorded with the others at the end of the round
+                self._handled_recent.add(event_id)
+                self._skipped.append((event_id, room_id, time.time()))
                 continue
-            try:
-                await self.on_event(room_id, source)
-            except Exception:
-                log.exception("handling event %s in %s failed", event_id, room_id)
-            await self.mark_handled(event_id, room_id)
+            await self._handle(room_id, event_id, source)
 
     async def _hold_undecryptable(
         self, room_id: str, event: nio.MegolmEvent, source: dict[str, Any]
@@ -282,11 +350,7 @@ class EventStream:
                 source.setdefault("sender", event.sender)
                 source.setdefault("origin_server_ts", event.server_timestamp)
                 log.info("decrypted held event %s after its key arrived", event_id)
-                try:
-                    await self.on_event(room_id, source)
-                except Exception:
-                    log.exception("handling event %s in %s failed", event_id, room_id)
-                await self.mark_handled(event_id, room_id)
+                await self._handle(room_id, event_id, source)
             elif time.time() - since > UNDECRYPTABLE_HOLD_SECONDS:
                 del self._undecrypted[event_id]
                 log.warning("gave up on undecryptable event %s in %s", event_id, room_id)

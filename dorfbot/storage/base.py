@@ -111,6 +111,18 @@ class Database:
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         raise NotImplementedError
 
+    async def batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Several statements in one transaction (joining an open one).
+
+        A backend may run them in one round trip (SQLite: one thread hop); the
+        sync loop marks each event handled with its undelivered sends this way.
+        """
+        if not statements:
+            return
+        async with self.transaction():
+            for sql, params in statements:
+                await self.execute(sql, params)
+
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         raise NotImplementedError
 

@@ -7,15 +7,17 @@ import contextvars
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
 from dorfbot.storage.base import Database, Row, StorageError
 from dorfbot.storage.sql import translate
+
+T = TypeVar("T")
 
 
 class SQLiteDatabase(Database):
@@ -127,35 +129,88 @@ class SQLiteDatabase(Database):
             async with self._lock:
                 yield self.conn
 
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on aiosqlite's worker thread with the sqlite3 connection.
+
+        One thread hop per call: aiosqlite's cursor API costs a hop for the
+        statement, one per fetch and one to close the cursor, and each hop is a
+        round trip through the event loop, which under load is what a command
+        waits for. Callers hold the lock (``_statement``).
+        """
+        conn = self.conn
+        result: T = await conn._execute(lambda: fn(conn._conn))  # type: ignore[no-untyped-call]
+        return result
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        async with self._statement() as conn:
-            cursor = await conn.execute(translate(sql, "sqlite"), params)
-            await cursor.close()
+        query = translate(sql, "sqlite")
+        async with self._statement():
+            await self._run(lambda conn: conn.execute(query, params).close())
 
     async def execute_rowcount(self, sql: str, params: Sequence[Any] = ()) -> int:
-        async with self._statement() as conn:
-            cursor = await conn.execute(translate(sql, "sqlite"), params)
-            count = cursor.rowcount
-            await cursor.close()
-            return count
+        query = translate(sql, "sqlite")
+
+        def run(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(query, params)
+            try:
+                return cursor.rowcount
+            finally:
+                cursor.close()
+
+        async with self._statement():
+            return await self._run(run)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self._statement() as conn:
             await conn.executemany(translate(sql, "sqlite"), rows)
 
+    async def batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        # all in one thread hop: BEGIN, the statements, COMMIT (or inside the open one)
+        if not statements:
+            return
+        inside = self._tx_owner.get() is self
+        queries = [(translate(sql, "sqlite"), params) for sql, params in statements]
+
+        def run(conn: sqlite3.Connection) -> None:
+            if not inside:
+                conn.execute("BEGIN IMMEDIATE")
+            try:
+                for query, params in queries:
+                    conn.execute(query, params).close()
+            except BaseException:
+                if not inside:
+                    conn.execute("ROLLBACK")
+                raise
+            if not inside:
+                conn.execute("COMMIT")
+
+        async with self._statement():
+            await self._run(run)
+
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        async with (
-            self._statement() as conn,
-            conn.execute(translate(sql, "sqlite"), params) as cursor,
-        ):
-            return cast("Row | None", await cursor.fetchone())
+        query = translate(sql, "sqlite")
+
+        def run(conn: sqlite3.Connection) -> Row | None:
+            cursor = conn.execute(query, params)
+            try:
+                return cast("Row | None", cursor.fetchone())
+            finally:
+                cursor.close()
+
+        async with self._statement():
+            return await self._run(run)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        async with (
-            self._statement() as conn,
-            conn.execute(translate(sql, "sqlite"), params) as cursor,
-        ):
-            return cast("list[Row]", list(await cursor.fetchall()))
+        query = translate(sql, "sqlite")
+
+        def run(conn: sqlite3.Connection) -> list[Row]:
+            cursor = conn.execute(query, params)
+            try:
+                return cast("list[Row]", cursor.fetchall())
+            finally:
+                cursor.close()
+
+        async with self._statement():
+            return await self._run(run)
 
     async def change_count(self) -> int:
         # SQLite's total_changes(): rows this connection changed since it opened.

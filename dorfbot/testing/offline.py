@@ -17,6 +17,7 @@ from typing import Any
 from dorfbot.bot import Bot
 from dorfbot.config import Config, parse_config
 from dorfbot.context import MessageEvent
+from dorfbot.matrix import Sent as Delivered
 from dorfbot.villages import RoomInfo
 
 ROOM_KINDS = ("marketplace", "calendar", "announcements", "moderation", "chat")
@@ -99,10 +100,10 @@ class OfflineBot:
             *,
             key: str | None = None,
             event_type: str = "m.room.message",
-        ) -> str:
+        ) -> Delivered:
             event_id = f"$sent{next(self._ids)}"
             self.sent.append(Sent(room_id, event_type, content, event_id))
-            return event_id
+            return Delivered.delivered(room_id, event_id)
 
         async def nothing(*args: Any, **kwargs: Any) -> None:
             return None
@@ -127,12 +128,12 @@ class OfflineBot:
 
         async def send_file(
             room_id: str, data: bytes, filename: str, mimetype: str, **kwargs: Any
-        ) -> str:
+        ) -> Delivered:
             event_id = f"$file{next(self._ids)}"
             self.sent.append(
                 Sent(room_id, "m.room.message", {"msgtype": "m.file", "body": filename}, event_id)
             )
-            return event_id
+            return Delivered.delivered(room_id, event_id)
 
         matrix.send = send  # type: ignore[method-assign]
         matrix.redact = redact  # type: ignore[method-assign]

@@ -576,12 +576,13 @@ class AnnouncementsPlugin(Plugin):
             started = Text.join(parts)
             if status_event is None:
                 assert fanout.reply_room and fanout.reply_event
-                status_event = await matrix.answer(
+                status = await matrix.answer(
                     fanout.reply_room,
                     fanout.reply_event,
                     started,
                     key=txn_id("fanout", fanout.origin, "status"),
                 )
+                status_event = await status.event_id()  # edited with the progress
                 await self.store.set_status_event(fanout_id, status_event)
 
         progress_every = self._number("progress_seconds", 30)
@@ -593,9 +594,10 @@ class AnnouncementsPlugin(Plugin):
             key = txn_id("fanout", fanout.origin, delivery.room_id)
             try:
                 if mode == ALERT:
-                    event_id = await matrix.alert(delivery.room_id, text, key=key)
+                    posted = await matrix.alert(delivery.room_id, text, key=key)
                 else:
-                    event_id = await matrix.publish(delivery.room_id, text, key=key)
+                    posted = await matrix.publish(delivery.room_id, text, key=key)
+                event_id = await posted.event_id()
             except MatrixError as exc:
                 self.log.warning("fan-out %d: %s failed: %s", fanout_id, delivery.room_id, exc)
                 await self.store.mark_delivery(

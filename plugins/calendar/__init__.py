@@ -268,7 +268,8 @@ class CalendarPlugin(Plugin):
             return None
         t = self.bot.translator(village)
         text = t("calendar.published", event=self.render_item(item, t))
-        event_id = await self.bot.matrix.publish(room_id, text, key=item.key("calendar-publish"))
+        sent = await self.bot.matrix.publish(room_id, text, key=item.key("calendar-publish"))
+        event_id = await sent.event_id()
         try:  # a chip to tap; the bot's own reaction never counts as taking part
             await self.bot.matrix.react(
                 room_id, event_id, RSVP_KEY, key=item.key("calendar-publish-react")
@@ -832,9 +833,10 @@ class CalendarPlugin(Plugin):
             text = t("calendar.digest_empty", date=formatter.day_text(day), village=village.name)
         key_day = day.isoformat()
         to = await self.events.participants(s.item_id for s, _ in found)
-        event_id = await self.bot.matrix.tell(
+        sent = await self.bot.matrix.tell(
             room_id, text, to=to, key=txn_id("digest", village.id, key_day)
         )
+        event_id = await sent.event_id()
         await self._sent(room_id, event_id, [s.item_id for s, _ in found], to)
         await self.events.finish_digest(village.id, key_day, "sent", event_id)
         self.log.info("digest %s %s sent (%d events)", village.id, key_day, len(found))

@@ -130,9 +130,10 @@ class LinksPlugin(Plugin):
         room_id = self.bot.villages.room_id(village, "announcements")
         event_id = None
         if room_id is not None:
-            event_id = await self.bot.matrix.publish(
+            sent = await self.bot.matrix.publish(
                 room_id, ctx.t("links.infobox", text=text), key=ctx.key("infobox")
             )
+            event_id = await sent.event_id()  # pinned and stored
             # Replace the previous info box among the room's pins, keep everyone else's.
             pinned = (await self.bot.matrix.get_state(room_id, "m.room.pinned_events")).get(
                 "pinned", []

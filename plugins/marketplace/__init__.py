@@ -248,8 +248,8 @@ class MarketplacePlugin(Plugin):
             item, expires_at=time.time() + self.expire_days * 86400, reminded_at=None
         )
         text = render.post(item, self.bot.translator(village), self.prefix)
-        event_id = await self.bot.matrix.publish(room_id, text, key=item.key("published"))
-        return room_id, event_id
+        sent = await self.bot.matrix.publish(room_id, text, key=item.key("published"))
+        return room_id, await sent.event_id()
 
     async def on_item_closed(self, item: Item) -> None:
         await search.unindex(self.db, [item.id])
