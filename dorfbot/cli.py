@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from dorfbot.config import Config, ConfigError, load_config
+from dorfbot.matrix import Matrix
 from dorfbot.storage import StorageError
 
 log = logging.getLogger("dorfbot")
@@ -79,7 +80,35 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 2
     enabled = [n for n in names if config.plugins.get(n, {}).get("enabled", True) is not False]
     print(f"{args.config}: OK ({len(config.villages)} villages; plugins: {', '.join(enabled)})")
+    if args.online:
+        from dorfbot.matrix import MatrixError
+
+        try:
+            for line in asyncio.run(_online_checks(config)):
+                print(line)
+        except (MatrixError, OSError) as exc:
+            print(f"dorfbot check-config --online: {exc}", file=sys.stderr)
+            return 4
     return 0
+
+
+async def _online_checks(config: Config) -> list[str]:
+    """Log in as the bot and measure its message rate limit (lifted with an admin token)."""
+    from dorfbot import ratelimit
+
+    matrix = Matrix(
+        config.homeserver,
+        config.user_id,
+        config.data_dir,
+        device_name=config.device_name,
+        encryption=False,
+    )
+    try:
+        await matrix.login(config.password, config.access_token)
+        lines = [f"Logged in as {matrix.user_id} on {config.homeserver}."]
+        return lines + await ratelimit.checked_report(matrix)
+    finally:
+        await matrix.close()
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -117,12 +146,15 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from dorfbot.setup import config_snippet, run_setup
 
     try:
-        result = asyncio.run(run_setup(config))
+        rate_lines: list[str] = []
+        result = asyncio.run(run_setup(config, rate_limit_notes=rate_lines))
     except MatrixError as exc:
         print(f"dorfbot setup: {exc}", file=sys.stderr)
         return 4
     print("# Rooms are ready. Put these room IDs into your config:")
     print(config_snippet(result))
+    for line in rate_lines:
+        print(f"# {line}")
     return 0
 
 
@@ -142,9 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     with_config(sub.add_parser("run", help="run the bot")).set_defaults(func=cmd_run)
-    with_config(sub.add_parser("check-config", help="validate the config and exit")).set_defaults(
-        func=cmd_check_config
+    check = with_config(sub.add_parser("check-config", help="validate the config and exit"))
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also log in and check the homeserver's rate limit for the bot "
+        "(lifted when DORFBOT_ADMIN_TOKEN holds a server admin's token)",
     )
+    check.set_defaults(func=cmd_check_config)
     with_config(
         sub.add_parser("setup", help="create each village's space, rooms and power levels")
     ).set_defaults(func=cmd_setup)

@@ -14,6 +14,7 @@ from typing import Any
 
 import nio
 
+from dorfbot import ratelimit
 from dorfbot.config import Config, VillageConfig
 from dorfbot.i18n import CORE_LOCALES, Catalogs
 from dorfbot.matrix import Matrix, MatrixError
@@ -236,8 +237,15 @@ class VillageSetup:
         return rooms
 
 
-async def run_setup(config: Config) -> dict[str, dict[str, Any]]:
-    """Set up every configured village; returns ``{village_id: rooms section}``."""
+async def run_setup(
+    config: Config, *, rate_limit_notes: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Set up every configured village; returns ``{village_id: rooms section}``.
+
+    With ``rate_limit_notes``, the homeserver's rate limit for the bot is
+    checked too (:mod:`dorfbot.ratelimit`) and what the operator should read is
+    appended to it.
+    """
     matrix = Matrix(
         config.homeserver,
         config.user_id,
@@ -248,7 +256,10 @@ async def run_setup(config: Config) -> dict[str, dict[str, Any]]:
     try:
         await matrix.login(config.password, config.access_token)
         setup = VillageSetup(config, matrix)
-        return {v.id: await setup.village(v) for v in config.villages}
+        result = {v.id: await setup.village(v) for v in config.villages}
+        if rate_limit_notes is not None:
+            rate_limit_notes += await ratelimit.checked_report(matrix)
+        return result
     finally:
         await matrix.close()
 
