@@ -143,9 +143,10 @@ async def b3_storage(
             ),
             "find": await _plan(
                 db,
-                f"SELECT i.* FROM {search.TABLE} JOIN items AS i ON i.id = {search.TABLE}.rowid "
+                f"SELECT i.* FROM {search.TABLE} JOIN {search.KEYS} AS k "
+                f"ON k.key = {search.TABLE}.rowid JOIN items AS i ON i.id = k.item_id "
                 f"WHERE {search.TABLE} MATCH ? AND i.village = ? AND i.state = ? "
-                "AND i.kind IN (?, ?) ORDER BY i.published_at DESC, i.id DESC LIMIT 11",
+                f"AND i.kind IN (?, ?) ORDER BY {search.TABLE}.rowid DESC LIMIT 11",
                 ('"holz"', v0, states.PUBLISHED, "offer", "request"),
             ),
         }

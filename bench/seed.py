@@ -183,7 +183,6 @@ async def seed_posts(
     # IDs and per-village numbers grow with time, as they do in a live database.
     drafts.sort(key=lambda d: d[0])
     rows: list[tuple[Any, ...]] = []
-    docs: list[tuple[int, str]] = []
     counters: dict[str, int] = dict.fromkeys(villages, 0)
     open_count = 0
     for n, draft in enumerate(drafts, start=1):
@@ -211,8 +210,6 @@ async def seed_posts(
         )
         if state in (states.PUBLISHED, states.PENDING):
             open_count += 1
-            parts = (title, body, category or "")
-            docs.append((n, search.fold(" ".join(p for p in parts if p))))
     async with db.transaction():
         await db.executemany(
             "INSERT INTO items (id, village, number, plugin, kind, state, author, title, body, "
@@ -220,12 +217,12 @@ async def seed_posts(
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
-        await db.executemany(f"INSERT INTO {search.TABLE} (rowid, doc) VALUES (?, ?)", docs)
         await db.executemany(
             "INSERT INTO village_counters (village, last_number) VALUES (?, ?) "
             "ON CONFLICT(village) DO UPDATE SET last_number = excluded.last_number",
             list(counters.items()),
         )
+    await search.rebuild(db)  # the published posts, keyed in publication order like the plugin
     return {"posts": total, "open": open_count, "villages": len(villages)}
 
 

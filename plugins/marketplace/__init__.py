@@ -89,6 +89,7 @@ class MarketplacePlugin(Plugin):
         sql_script(
             "CREATE INDEX marketplace_open ON items (village, kind, state, plugin, expires_at)"
         ),
+        search.create_keys,
     ]
     defaults: ClassVar[dict[str, Any]] = {
         "expire_days": 30,
@@ -247,6 +248,7 @@ class MarketplacePlugin(Plugin):
         item = await self.items.update(
             item, expires_at=time.time() + self.expire_days * 86400, reminded_at=None
         )
+        await search.index(self.db, item)
         text = render.post(item, self.bot.translator(village), self.prefix)
         sent = await self.bot.matrix.publish(room_id, text, key=item.key("published"))
         return room_id, await sent.event_id()

@@ -1,7 +1,11 @@
 """Full-text search over open posts: an FTS5 table kept beside the core's items.
 
-The table ``marketplace_fts`` holds one row per open post (rowid = ``items.id``)
-with a folded copy of title, text and category. Folding (lower case, umlauts
+The table ``marketplace_fts`` holds one row per published post with a folded
+copy of title, text and category. Its rowid is the post's place in the order of
+publication (``marketplace_fts_keys`` maps it to ``items.id``), so a search
+reads FTS5's matches newest-published first and SQLite stops at the page limit
+instead of collecting and sorting every match (``Garten`` matches a fifth of
+all posts). Folding (lower case, umlauts
 spelled out, other accents dropped) is applied to documents and queries alike,
 so ``rasenmaeher``, ``Rasenmäher`` and ``RASENMÄHER`` find each other.
 
@@ -65,7 +69,8 @@ async def uses_trigram(db: Database) -> bool:
 
 
 def _phrase(term: str) -> str:
-    return '"' + term.replace('"', '""') + '"'
+    # FTS5's query parser ends a string at NUL ("unterminated string")
+    return '"' + term.replace("\x00", "").replace('"', '""') + '"'
 
 
 def _like(term: str) -> str:
@@ -89,18 +94,56 @@ class Query:
         return cls(" AND ".join(_phrase(w) for w in long) or None, tuple(_like(w) for w in short))
 
 
-async def index(db: Database, item: Item) -> None:
-    """Add or refresh an item's row."""
+KEYS = "marketplace_fts_keys"
+
+
+async def create_keys(db: Database) -> None:
+    """Migration: rowids in publication order, and the published posts indexed by them."""
+    await db.execute(
+        f"CREATE TABLE {KEYS} (key INTEGER PRIMARY KEY, item_id INTEGER NOT NULL UNIQUE)"
+    )
+    await rebuild(db)
+
+
+async def rebuild(db: Database) -> None:
+    """Index every published post afresh, keyed in publication order."""
+    rows = await db.fetchall(
+        "SELECT * FROM items WHERE plugin = 'marketplace' AND state = ? ORDER BY published_at, id",
+        (states.PUBLISHED,),
+    )
+    docs = [(n, document(Item.from_row(r))) for n, r in enumerate(rows, start=1)]
     async with db.transaction():
-        await db.execute(f"DELETE FROM {TABLE} WHERE rowid = ?", (item.id,))
-        await db.execute(
-            f"INSERT INTO {TABLE} (rowid, doc) VALUES (?, ?)", (item.id, document(item))
+        await db.execute(f"DELETE FROM {TABLE}")
+        await db.execute(f"DELETE FROM {KEYS}")
+        await db.executemany(
+            f"INSERT INTO {KEYS} (key, item_id) VALUES (?, ?)",
+            [(n, r["id"]) for n, r in enumerate(rows, start=1)],
         )
+        await db.executemany(f"INSERT INTO {TABLE} (rowid, doc) VALUES (?, ?)", docs)
+
+
+async def index(db: Database, item: Item) -> None:
+    """Make a post findable when it is published (the newest key); once only."""
+    if item.state != states.PUBLISHED:
+        return  # pending posts are indexed when a moderator publishes them
+    async with db.transaction():
+        if await db.fetchval(f"SELECT 1 FROM {KEYS} WHERE item_id = ?", (item.id,)):
+            return
+        key = await db.fetchval(
+            f"INSERT INTO {KEYS} (item_id) VALUES (?) RETURNING key", (item.id,)
+        )
+        await db.execute(f"INSERT INTO {TABLE} (rowid, doc) VALUES (?, ?)", (key, document(item)))
 
 
 async def unindex(db: Database, item_ids: Sequence[int]) -> None:
     for chunk in chunks(item_ids):
-        await db.execute(f"DELETE FROM {TABLE} WHERE rowid IN ({marks(chunk)})", chunk)
+        async with db.transaction():
+            await db.execute(
+                f"DELETE FROM {TABLE} WHERE rowid IN "
+                f"(SELECT key FROM {KEYS} WHERE item_id IN ({marks(chunk)}))",
+                chunk,
+            )
+            await db.execute(f"DELETE FROM {KEYS} WHERE item_id IN ({marks(chunk)})", chunk)
 
 
 async def search(
@@ -127,9 +170,11 @@ async def search(
         return []
     where += ["i.village = ?", "i.state = ?", f"i.kind IN ({','.join('?' * len(kinds))})"]
     params += [village, states.PUBLISHED, *kinds]
+    # newest published first: the FTS rowid order, which FTS5 reads without sorting
     rows = await db.fetchall(
-        f"SELECT i.* FROM {TABLE} JOIN items AS i ON i.id = {TABLE}.rowid "
-        f"WHERE {' AND '.join(where)} ORDER BY i.published_at DESC, i.id DESC LIMIT ? OFFSET ?",
+        f"SELECT i.* FROM {TABLE} JOIN {KEYS} AS k ON k.key = {TABLE}.rowid "
+        f"JOIN items AS i ON i.id = k.item_id "
+        f"WHERE {' AND '.join(where)} ORDER BY {TABLE}.rowid DESC LIMIT ? OFFSET ?",
         (*params, limit, offset),
     )
     return [Item.from_row(r) for r in rows]
