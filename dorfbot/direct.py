@@ -26,7 +26,7 @@ import logging
 import time
 
 from dorfbot.i18n import Text
-from dorfbot.matrix import Matrix, MatrixError
+from dorfbot.matrix import Matrix, MatrixError, Sent
 from dorfbot.storage import Database, sql_script
 
 log = logging.getLogger(__name__)
@@ -135,14 +135,14 @@ class DirectRooms:
         log.info("opened DM %s", room_id)
         return room_id
 
-    async def tell(self, user_id: str, text: Text, *, key: str, room_name: str) -> tuple[str, str]:
+    async def tell(self, user_id: str, text: Text, *, key: str, room_name: str) -> tuple[str, Sent]:
         """Send ``text`` to ``user_id`` privately; returns the room it went to and the event.
 
         It is told (:meth:`Matrix.tell`), so it pushes.
         """
         room_id = await self.room_for(user_id, room_name)
-        event_id = await self.matrix.tell(room_id, text, to=[user_id], key=key)
-        return room_id, event_id
+        sent = await self.matrix.tell(room_id, text, to=[user_id], key=key)
+        return room_id, sent
 
     async def send_file(
         self,

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dorfbot.matrix import txn_id
+from dorfbot.matrix import Sent, txn_id
 from dorfbot.storage import Database, Row, sql_script
 
 PENDING = "pending"
@@ -374,7 +374,7 @@ class ItemStore:
     async def record_sent(
         self,
         room_id: str,
-        event_id: str,
+        event_id: str | Sent,
         *,
         items: Iterable[Item | int] = (),
         users: Iterable[str] = (),
@@ -384,10 +384,22 @@ class ItemStore:
 
         Call it wherever such a message is sent: ``!vergessen`` redacts every
         recorded message of the person's items and about the person. Edits need
-        no record of their own (they are found through the original).
+        no record of their own (they are found through the original). A message
+        still in flight (a :class:`~dorfbot.matrix.Sent`) is recorded once it is
+        delivered, so the command loop does not wait for it.
         """
-        now = time.time()
         ids = dict.fromkeys(it if isinstance(it, int) else it.id for it in items)
+        if isinstance(event_id, Sent):
+            if not event_id.done:
+                people = list(dict.fromkeys(users))
+
+                async def record(delivered: str) -> None:
+                    await self.record_sent(room_id, delivered, items=list(ids), users=people)
+
+                event_id.then(record)
+                return
+            event_id = await event_id.event_id()
+        now = time.time()
         rows: list[tuple[str, str, int | None, str | None, float]] = [
             (room_id, event_id, item_id, None, now) for item_id in ids
         ]

@@ -51,7 +51,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -152,6 +152,9 @@ def txn_id(*parts: object) -> str:
     return f"dorfbot.{digest}"
 
 
+_AFTER_DELIVERY: set[asyncio.Task[None]] = set()
+
+
 class Sent:
     """A message on its way; what every sending method of :class:`Matrix` returns.
 
@@ -176,6 +179,28 @@ class Sent:
     @property
     def done(self) -> bool:
         return self._future.done()
+
+    def then(self, record: Callable[[str], Awaitable[None]]) -> None:
+        """Call ``record(event_id)`` once delivered (at once if it is), without waiting here.
+
+        For bookkeeping that needs the event's ID but must not hold up the
+        command loop (``ItemStore.record_sent``). Nothing is called for a send
+        the homeserver refused.
+        """
+
+        async def later() -> None:
+            try:
+                event_id = await self.event_id()
+            except MatrixError:
+                return
+            try:
+                await record(event_id)
+            except Exception:
+                log.exception("recording the delivered message %s failed", event_id)
+
+        task = asyncio.create_task(later(), name="dorfbot-sent-then")
+        _AFTER_DELIVERY.add(task)
+        task.add_done_callback(_AFTER_DELIVERY.discard)
 
     async def event_id(self) -> str:
         """The event's ID once delivered; raises :class:`MatrixError` if it was refused."""

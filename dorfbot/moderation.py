@@ -375,22 +375,23 @@ class Moderation:
             and item.source_room in self.bot.matrix.client.rooms
         ):
             try:
-                event_id = await self.bot.matrix.tell(
+                sent = await self.bot.matrix.tell(
                     item.source_room,
                     text,
                     to=[item.author],
                     key=key,
                     reply_to=item.source_event,
                 )
-                await self.items.record_sent(item.source_room, event_id, items=[item])
+                await sent.event_id()  # a refused reply falls back to a DM
+                await self.items.record_sent(item.source_room, sent, items=[item])
                 return
             except MatrixError as exc:
                 log.info("could not reply to item %s's command (%s); sending a DM", item.id, exc)
         t = self.translator(item.village)
-        room_id, event_id = await self.bot.direct.tell(
+        room_id, told = await self.bot.direct.tell(
             item.author, text, key=key, room_name=t.plain("moderation.dm_name")
         )
-        await self.items.record_sent(room_id, event_id, items=[item])
+        await self.items.record_sent(room_id, told, items=[item])
 
     async def remove(
         self,

@@ -44,7 +44,7 @@ DEFAULT_WINDOW = 16
 
 MIGRATIONS = [
     sql_script(
-        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, txn_id TEXT NOT NULL "
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY, txn_id TEXT NOT NULL "
         "UNIQUE, room_id TEXT NOT NULL, lane TEXT NOT NULL, event_type TEXT NOT NULL, "
         "content TEXT NOT NULL, cause TEXT, created_at REAL NOT NULL)",
     )
@@ -303,8 +303,8 @@ class SendWindow:
             out.persisted = True
             statements.append(
                 (
-                    "INSERT OR IGNORE INTO outbox (txn_id, room_id, lane, event_type, content, "
-                    "cause, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO outbox (txn_id, room_id, lane, event_type, content, "
+                    "cause, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (
                         out.txn_id,
                         out.room_id,

@@ -124,8 +124,8 @@ class EventStream:
         await self.db.batch(
             [
                 (
-                    "INSERT OR IGNORE INTO handled_events (event_id, room_id, handled_at) "
-                    "VALUES (?, ?, ?)",
+                    "INSERT INTO handled_events (event_id, room_id, handled_at) "
+                    "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     (event_id, room_id, time.time()),
                 ),
                 *self.matrix.window.persist_statements(scope),
@@ -258,7 +258,8 @@ class EventStream:
             return
         rows, self._skipped = self._skipped, []
         await self.db.executemany(
-            "INSERT OR IGNORE INTO handled_events (event_id, room_id, handled_at) VALUES (?, ?, ?)",
+            "INSERT INTO handled_events (event_id, room_id, handled_at) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             rows,
         )
 

@@ -73,7 +73,7 @@ from dorfbot.fetch import (
 )
 from dorfbot.i18n import Markup, Text, Translator
 from dorfbot.items import Item
-from dorfbot.matrix import MatrixError, txn_id
+from dorfbot.matrix import MatrixError, Sent, txn_id
 from dorfbot.moderation import Blocked
 from dorfbot.plugin import Plugin
 from dorfbot.roles import Role
@@ -1070,7 +1070,7 @@ class CalendarPlugin(Plugin):
         await self.events.purge(item_ids)
 
     async def _sent(
-        self, room_id: str, event_id: str, item_ids: list[int], told: Iterable[str] = ()
+        self, room_id: str, event_id: str | Sent, item_ids: list[int], told: Iterable[str] = ()
     ) -> None:
         """Record a message carrying these events and naming the people ``told``
         (``!vergessen`` redacts it)."""
