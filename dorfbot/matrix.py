@@ -736,6 +736,63 @@ class Matrix:
             raise MatrixError(f"{method} {path}: HTTP {resp.status} {answer}", errcode, answer)
         return answer
 
+    # ------------------------------------------------------------ rate limits
+
+    async def probe_message_rate(self, messages: int) -> tuple[int, int | None]:
+        """Send up to ``messages`` notices in a row, unretried, into a fresh private room.
+
+        Returns how many were accepted before the first ``M_LIMIT_EXCEEDED`` and
+        its ``retry_after_ms``; the room is left and forgotten afterwards.
+        """
+        created = await self._api(
+            "POST",
+            "/_matrix/client/v3/createRoom",
+            {
+                "preset": "private_chat",
+                "name": "dorfbot: rate-limit check",
+                "visibility": "private",
+            },
+        )
+        room = quote(str(created["room_id"]), safe="")
+        accepted, retry_after = 0, None
+        try:
+            for n in range(messages):
+                path = f"/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn_id(uuid.uuid4())}"
+                body = {"msgtype": "m.notice", "body": f"rate-limit check {n + 1}/{messages}"}
+                try:
+                    await self._api("PUT", path, body)
+                except MatrixError as exc:
+                    if exc.errcode != "M_LIMIT_EXCEEDED":
+                        raise
+                    answer = exc.body if isinstance(exc.body, dict) else {}
+                    value = answer.get("retry_after_ms")
+                    retry_after = int(value) if isinstance(value, int) else None
+                    break
+                accepted += 1
+        finally:
+            try:
+                await self._api("POST", f"/_matrix/client/v3/rooms/{room}/leave", {})
+                await self._api("POST", f"/_matrix/client/v3/rooms/{room}/forget", {})
+            except MatrixError as exc:
+                log.info("could not leave the rate-limit check room: %s", exc)
+        return accepted, retry_after
+
+    def ratelimit_override_url(self) -> str:
+        """Synapse's admin API for the bot's own message rate limit."""
+        user = quote(self.user_id, safe="")
+        base = self.client.homeserver.rstrip("/")
+        return f"{base}/_synapse/admin/v1/users/{user}/override_ratelimit"
+
+    async def ratelimit_override(
+        self, admin_token: str, set_to: dict[str, int] | None = None
+    ) -> dict[str, Any]:
+        """The bot's override (``{}``: none), or set it first (as a server admin)."""
+        path = f"/_synapse/admin/v1/users/{quote(self.user_id, safe='')}/override_ratelimit"
+        if set_to is not None:
+            await self._api("POST", path, set_to, token=admin_token)
+        answer = await self._api("GET", path, token=admin_token)
+        return dict(answer) if isinstance(answer, dict) else {}
+
     def _account_data_path(self, event_type: str) -> str:
         user = quote(self.user_id, safe="")
         return f"/_matrix/client/v3/user/{user}/account_data/{quote(event_type, safe='')}"

@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
-from dorfbot.matrix import Matrix, MatrixError
+from dorfbot.matrix import Matrix
 
 log = logging.getLogger(__name__)
 
 PROBE_MESSAGES = 15
 """More than Synapse's default burst (10), few enough to be quick."""
+UNLIMITED = {"messages_per_second": 0, "burst_count": 0}
+"""Synapse's override meaning "no message rate limit for this user"."""
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,6 @@ class RateCheck:
     """This run set the override."""
 
 
-def _override_path(user_id: str) -> str:
-    return f"/_synapse/admin/v1/users/{quote(user_id, safe='')}/override_ratelimit"
-
-
 def _unlimited(override: dict[str, Any] | None) -> bool:
     return bool(
         override and override.get("messages_per_second") == 0 and override.get("burst_count") == 0
@@ -51,64 +47,23 @@ def _unlimited(override: dict[str, Any] | None) -> bool:
 
 
 async def probe(matrix: Matrix, messages: int = PROBE_MESSAGES) -> RateCheck:
-    """Send up to ``messages`` notices in a row into a fresh private room; count refusals."""
-    created = await matrix.api(
-        "POST",
-        "/_matrix/client/v3/createRoom",
-        {"preset": "private_chat", "name": "dorfbot: rate-limit check", "visibility": "private"},
-    )
-    room = quote(str(created["room_id"]), safe="")
-    accepted = 0
-    retry_after: int | None = None
-    try:
-        for n in range(messages):
-            path = (
-                f"/_matrix/client/v3/rooms/{room}/send/m.room.message/dorfbot.rl.{uuid.uuid4().hex}"
-            )
-            body = {"msgtype": "m.notice", "body": f"rate-limit check {n + 1}/{messages}"}
-            try:
-                await matrix.api("PUT", path, body)
-            except MatrixError as exc:
-                if exc.errcode != "M_LIMIT_EXCEEDED":
-                    raise
-                answer = exc.body if isinstance(exc.body, dict) else {}
-                value = answer.get("retry_after_ms")
-                retry_after = int(value) if isinstance(value, int) else None
-                break
-            accepted += 1
-    finally:
-        try:
-            await matrix.api("POST", f"/_matrix/client/v3/rooms/{room}/leave", {})
-            await matrix.api("POST", f"/_matrix/client/v3/rooms/{room}/forget", {})
-        except MatrixError as exc:
-            log.info("could not leave the rate-limit check room: %s", exc)
+    """Up to ``messages`` notices in a row into a fresh private room; count the refusal."""
+    accepted, retry_after = await matrix.probe_message_rate(messages)
     return RateCheck(accepted < messages, accepted, retry_after)
 
 
 async def check(matrix: Matrix, admin_token: str | None = None) -> RateCheck:
     """Measure the limit; with ``admin_token``, lift it if it holds the bot back."""
-    user = matrix.user_id
     override: dict[str, Any] | None = None
     if admin_token:
-        override = await matrix.api("GET", _override_path(user), token=admin_token) or {}
+        override = await matrix.ratelimit_override(admin_token)
         if _unlimited(override):
             return RateCheck(False, 0, override=override)
     result = await probe(matrix)
     if not result.limited or not admin_token:
         return RateCheck(result.limited, result.accepted, result.retry_after_ms, override)
-    await lift(matrix, admin_token)
-    after = await matrix.api("GET", _override_path(user), token=admin_token) or {}
+    after = await matrix.ratelimit_override(admin_token, UNLIMITED)
     return RateCheck(True, result.accepted, result.retry_after_ms, after, _unlimited(after))
-
-
-async def lift(matrix: Matrix, admin_token: str) -> None:
-    """Synapse's per-user override: no message rate limit for the bot's account."""
-    await matrix.api(
-        "POST",
-        _override_path(matrix.user_id),
-        {"messages_per_second": 0, "burst_count": 0},
-        token=admin_token,
-    )
 
 
 def report(result: RateCheck, matrix: Matrix) -> list[str]:
@@ -127,7 +82,7 @@ def report(result: RateCheck, matrix: Matrix) -> list[str]:
             "no limit in the way."
         ]
     wait = f", retry after {result.retry_after_ms / 1000:.1f} s" if result.retry_after_ms else ""
-    url = matrix.client.homeserver.rstrip("/") + _override_path(user)
+    url = matrix.ratelimit_override_url()
     return [
         f"Rate limit: the homeserver refused the bot's message number {result.accepted + 1} "
         f"in a row (M_LIMIT_EXCEEDED{wait}). With Synapse's default (0.2 messages/s, "
