@@ -8,7 +8,6 @@ Help texts live in the plugin's catalogs under ``help.<name>`` (one line) and
 
 from __future__ import annotations
 
-import difflib
 import re
 import time
 import unicodedata
@@ -19,6 +18,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dorfbot.roles import Role
+from dorfbot.text import closest, fold
 
 if TYPE_CHECKING:
     from dorfbot.context import CommandContext
@@ -104,11 +104,8 @@ def command(
 
 
 def normalize_name(name: str) -> str:
-    """Lower-case and spell umlauts out, so ``!Löschen`` finds ``loeschen``."""
-    name = unicodedata.normalize("NFC", name.strip().lower())
-    for umlaut, spelled in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
-        name = name.replace(umlaut, spelled)
-    return name
+    """A command name as typed, folded: ``!Löschen`` finds ``loeschen``."""
+    return fold(name.strip())
 
 
 # --------------------------------------------------------------------------- arguments
@@ -315,9 +312,7 @@ class CommandTable:
         return self._by_name.get(normalize_name(name))
 
     def suggest(self, name: str, allowed: Callable[[CommandSpec], bool]) -> str | None:
-        candidates = [n for n, s in self._by_name.items() if allowed(s)]
-        close = difflib.get_close_matches(normalize_name(name), candidates, n=1, cutoff=0.6)
-        return close[0] if close else None
+        return closest(name, [n for n, s in self._by_name.items() if allowed(s)])
 
     def __iter__(self) -> Any:
         return iter(list(self._specs))

@@ -83,7 +83,6 @@ from __future__ import annotations
 
 import calendar
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -94,6 +93,8 @@ from zoneinfo import ZoneInfo
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrulestr
 from dateutil.rrule import rrule as RRule
 from dateutil.rrule import weekday as rr_weekday
+
+from dorfbot.text import fold
 
 __all__ = [
     "DateParseError",
@@ -267,8 +268,6 @@ _RE_NUMBER = re.compile(r"([0-9]{1,2})(?:\.|st|nd|rd|th)?")
 _RE_TIME = re.compile(r"([0-9]{1,2})(?:([:.])([0-9]{2}))?(uhr|h|am|pm|a\.m\.|p\.m\.)?")
 _RE_TIME_H = re.compile(r"([0-9]{1,2})h([0-9]{2})(?:uhr)?")
 _RE_UNTIL = re.compile(r"([0-9]{8})(?:t([0-9]{6})(z?))?")
-
-_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "–": "-", "—": "-", "’": "'"})
 
 Freq = Literal[0, 1, 2, 3]  # dateutil's YEARLY, MONTHLY, WEEKLY, DAILY
 TermKind = Literal["bare", "h24", "am", "pm"]
@@ -486,10 +485,6 @@ def _until_local(rule: str, zone: ZoneInfo) -> datetime | None:
     return None
 
 
-def _fold(word: str) -> str:
-    return unicodedata.normalize("NFC", word).casefold().translate(_FOLD)
-
-
 def _show(raw: str) -> str:
     """A user token made safe to quote back: printable and short."""
     cleaned = "".join(ch if ch.isprintable() else "?" for ch in raw[:31])
@@ -537,7 +532,7 @@ def _scan(text: str, limit: int) -> list[_Tok]:
         while j < n and not _is_separator(text[j]):
             j += 1
         raw = text[i:j]
-        low = _fold(raw) if len(raw) <= _MAX_TOKEN_LENGTH else ""
+        low = fold(raw) if len(raw) <= _MAX_TOKEN_LENGTH else ""
         tokens.append(_Tok(raw, i, j, low))
         i = j
     return tokens

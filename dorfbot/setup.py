@@ -18,6 +18,7 @@ from dorfbot import ratelimit
 from dorfbot.config import Config, VillageConfig
 from dorfbot.i18n import CORE_LOCALES, Catalogs
 from dorfbot.matrix import Matrix, MatrixError
+from dorfbot.text import fold
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,9 @@ PLANS = (
 
 
 def _slug(name: str) -> str:
-    from dorfbot.commands import normalize_name
-
-    return "".join(c if c.isalnum() else "-" for c in normalize_name(name)).strip("-")
+    # Accents kept: aliases must stay what earlier runs of setup created.
+    folded = fold(name.strip(), keep_accents=True)
+    return "".join(c if c.isalnum() else "-" for c in folded).strip("-")
 
 
 class VillageSetup:

@@ -6,6 +6,8 @@ with a moderator, an organizer, a helper and residents on the real homeserver.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -43,10 +45,19 @@ async def world_unstarted(homeserver: Homeserver, tmp_path: Path) -> AsyncIterat
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
-    """A PostgreSQL server for the whole test session (per xdist worker), stopped at the end."""
-    with Postgres(tmp_path_factory.mktemp("postgres")) as pg:
-        yield pg
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL server for the whole test session (per xdist worker), stopped at the end.
+
+    Its data lives outside pytest's temporary tree: run as root, the server runs
+    as a system user that must traverse the parents of its data directory, and
+    every pytest session start resets ``/tmp/pytest-of-root`` to mode 0700.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="dorfbot-postgres-"))
+    try:
+        with Postgres(workdir) as pg:
+            yield pg
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

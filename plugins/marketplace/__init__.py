@@ -24,7 +24,6 @@ who posted them (nor for whom), nor their text.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -43,6 +42,7 @@ from dorfbot.moderation import Blocked
 from dorfbot.plugin import Plugin
 from dorfbot.roles import Role
 from dorfbot.storage import Database, sql_script
+from dorfbot.text import closest, fold
 from dorfbot.webpage import WebPage, WebSection
 
 from . import render, search
@@ -286,17 +286,16 @@ class MarketplacePlugin(Plugin):
         village = ctx.require_village
         if not village.categories:
             return True, given  # the village does not restrict categories
-        by_fold = {search.fold(c): c for c in village.categories}
-        found = by_fold.get(search.fold(given))
+        found = {fold(c): c for c in village.categories}.get(fold(given))
         if found:
             return True, found
-        close = difflib.get_close_matches(search.fold(given), list(by_fold), n=1, cutoff=0.6)
+        close = closest(given, village.categories)
         known = ", ".join(f"#{c}" for c in village.categories)
         if close:
             await ctx.answer(
                 "marketplace.unknown_category_suggest",
                 given=given,
-                suggestion=by_fold[close[0]],
+                suggestion=close,
                 known=known,
             )
         else:
@@ -314,9 +313,9 @@ class MarketplacePlugin(Plugin):
             return None, ""
         if not village.districts:
             return given, ""
-        folded = search.fold(given)
+        folded = fold(given)
         for district in sorted(village.districts, key=len, reverse=True):
-            name = search.fold(district)
+            name = fold(district)
             if folded == name:
                 return district, ""
             if folded.startswith(name + " "):
@@ -325,15 +324,14 @@ class MarketplacePlugin(Plugin):
 
     async def _unknown_district(self, ctx: CommandContext, given: str) -> None:
         village = ctx.require_village
-        by_fold = {search.fold(d): d for d in village.districts}
-        close = difflib.get_close_matches(search.fold(given), list(by_fold), n=1, cutoff=0.6)
+        close = closest(given, village.districts)
         known = ", ".join(village.districts)
         option = ctx.t.plain("marketplace.district_option")
         if close:
             await ctx.answer(
                 "marketplace.unknown_district_suggest",
                 given=given,
-                suggestion=by_fold[close[0]],
+                suggestion=close,
                 option=option,
                 known=known,
             )

@@ -22,27 +22,17 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dorfbot import items as states
 from dorfbot.items import Item, chunks, marks
 from dorfbot.storage import Database
+from dorfbot.text import fold
 
 TABLE = "marketplace_fts"
 MAX_TERMS = 8
-_SPELLED = {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"}
 _WORD = re.compile(r"\w+")
-
-
-def fold(text: str) -> str:
-    """Lower case, umlauts spelled out, other diacritics removed."""
-    text = unicodedata.normalize("NFC", text).casefold()
-    for umlaut, spelled in _SPELLED.items():
-        text = text.replace(umlaut, spelled)
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def terms(query: str) -> list[str]:
