@@ -7,7 +7,7 @@ import calendar
 import gc
 import tracemalloc
 from datetime import UTC, datetime, time, timedelta
-from time import perf_counter
+from time import thread_time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -286,9 +286,9 @@ def test_old_series_costs_the_window_not_its_age() -> None:
         Series(2, datetime(1900, 1, 1, 9), BERLIN, "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR,SA,SU"),
         Series(3, datetime(1990, 1, 1, 9), BERLIN, "FREQ=MONTHLY;BYDAY=-1FR;BYSETPOS=1"),
     ]
-    started = perf_counter()
+    started = thread_time()  # CPU time: a busy machine's pauses are not the expander's
     found = expand(old, *window)
-    assert perf_counter() - started < 0.05
+    assert thread_time() - started < 0.05
     assert len([o for o in found if o.series.key == 1]) == 31
 
 
@@ -306,9 +306,9 @@ def test_huge_count_is_bounded_in_time_and_memory() -> None:
             series.occurrences(*year)
         return series
 
-    started = perf_counter()
+    started = thread_time()
     series = run(0)
-    elapsed = perf_counter() - started
+    elapsed = thread_time() - started
     assert elapsed < 50 * 0.02, elapsed
     assert series.last_end() is None  # runs past the horizon: treated as endless
     tracemalloc.start()
@@ -342,11 +342,13 @@ async def test_async_expansion_yields_to_the_loop() -> None:
     gaps: list[float] = []
     stop = False
 
+    # Gaps in this thread's CPU time, not wall time: on a busy machine the OS may
+    # pause the whole process, which is no failure to yield.
     async def ticker() -> None:
-        last = perf_counter()
+        last = thread_time()
         while not stop:
             await asyncio.sleep(0)
-            now = perf_counter()
+            now = thread_time()
             gaps.append(now - last)
             last = now
 
