@@ -23,6 +23,9 @@ from dorfbot.matrix import Sent, txn_id
 from dorfbot.storage import Database, Row, sql_script
 
 PENDING = "pending"
+#: Approved, its message not posted yet (the homeserver failed): the bot retries
+#: at start and every few minutes, and tells the author once the message exists.
+PUBLISHING = "publishing"
 PUBLISHED = "published"
 DONE = "done"
 EXPIRED = "expired"
@@ -31,9 +34,10 @@ REJECTED = "rejected"
 DELETED = "deleted"
 CANCELLED = "cancelled"
 
-OPEN_STATES = (PENDING, PUBLISHED)
+OPEN_STATES = (PENDING, PUBLISHING, PUBLISHED)
 TRANSITIONS: dict[str, frozenset[str]] = {
-    PENDING: frozenset({PUBLISHED, REJECTED, DELETED}),
+    PENDING: frozenset({PUBLISHING, PUBLISHED, REJECTED, DELETED}),
+    PUBLISHING: frozenset({PUBLISHED, REMOVED, DELETED}),
     PUBLISHED: frozenset({DONE, EXPIRED, REMOVED, DELETED, CANCELLED}),
 }
 
@@ -119,7 +123,7 @@ MIGRATIONS = [
 
 #: States an item can only reach through publication (``published_at`` is set).
 PUBLISHED_STATES = frozenset({PUBLISHED, DONE, EXPIRED, REMOVED, CANCELLED})
-ALL_STATES = (PENDING, PUBLISHED, DONE, EXPIRED, REMOVED, REJECTED, DELETED, CANCELLED)
+ALL_STATES = (PENDING, PUBLISHING, PUBLISHED, DONE, EXPIRED, REMOVED, REJECTED, DELETED, CANCELLED)
 
 #: How many IDs one ``IN (...)`` list holds (SQLite's default limit is far above).
 CHUNK = 500
@@ -301,7 +305,7 @@ class ItemStore:
         now = time.time()
         if state == PUBLISHED:
             changes.setdefault("published_at", now)
-        elif state not in (PENDING,):
+        elif state not in (PENDING, PUBLISHING):
             changes.setdefault("closed_at", now)
         columns = ", ".join(f"{name} = ?" for name in changes)
         count = await self.db.execute_rowcount(

@@ -18,7 +18,7 @@ import logging
 import re
 import statistics
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote
 
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 # Compared after reaction_key(), so "✅️" and "👍🏽" count too.
 APPROVE_KEYS = ("✅", "✔", "👍")
 REJECT_KEYS = ("❌", "✖", "👎")
+#: How often approved items whose message could not be posted are tried again.
+PUBLISH_RETRY_SECONDS = 300
 
 
 def pseudonym(user_id: str) -> str:
@@ -295,19 +297,18 @@ class Moderation:
         if actor == item.author:
             return "moderation.own_item", item
         new_state = states.PUBLISHED if approve else states.REJECTED
-        # The same approval again after a crash between deciding and publishing:
-        # finish the job (every send below is idempotent) instead of "not pending".
-        resuming = (
-            approve
-            and item.state == states.PUBLISHED
-            and item.decided_by == actor
-            and item.published_event is None
-        )
+        # Approved before, its message not posted yet (the homeserver failed, or
+        # the bot stopped in between): approving again retries now.
+        resuming = approve and item.state == states.PUBLISHING
         if item.state != states.PENDING and not resuming:
             return "moderation.not_pending", item
         if not resuming:
             decided = await self.items.transition(
-                item, new_state, decided_by=actor, decided_at=time.time(), reason=reason
+                item,
+                states.PUBLISHING if approve else states.REJECTED,
+                decided_by=actor,
+                decided_at=time.time(),
+                reason=reason,
             )
             if decided is None:
                 return "moderation.not_pending", item
@@ -320,17 +321,26 @@ class Moderation:
                 target=item.author,
                 reason=reason,
             )
+        t = self.bot.translator(village)
         if approve:
-            item = await self._publish(item)
+            item = await self._go_live(item)
         else:
             await self._closed(item)
-        t = self.bot.translator(village)
         outcome = t(
             "moderation.outcome_approved" if approve else "moderation.outcome_rejected",
             moderator=actor,
             reason=reason or "-",
         )
         await self._edit_queue_message(item, t, outcome, new_state)
+        await self._update_pending_metric(village.id)
+        if approve and item.state == states.PUBLISHING:
+            return "moderation.approved_not_yet_published", item
+        await self._tell_decision(item, t, approve=approve, reason=reason, cause=cause)
+        return ("moderation.approved" if approve else "moderation.rejected"), item
+
+    async def _tell_decision(
+        self, item: Item, t: Translator, *, approve: bool, reason: str | None, cause: str
+    ) -> None:
         await self.tell_author(
             item,
             t(
@@ -339,11 +349,42 @@ class Moderation:
                 title=item.title,
                 reason=reason or "-",
             ),
-            purpose=new_state,
+            purpose=states.PUBLISHED if approve else states.REJECTED,
             cause=cause,
         )
-        await self._update_pending_metric(village.id)
-        return ("moderation.approved" if approve else "moderation.rejected"), item
+
+    async def _go_live(self, item: Item) -> Item:
+        """Post an approved item's message, then mark it published.
+
+        While the message does not exist the item stays ``publishing``
+        (:meth:`resume_publishing` retries it); the send is idempotent, so a
+        retry after a lost answer posts nothing twice.
+        """
+        if item.published_event is None:
+            item = await self._publish(item)
+        if item.published_event is None:
+            return item
+        published = await self.items.transition(item, states.PUBLISHED)
+        return published or (await self.items.get_by_id(item.id)) or item
+
+    async def resume_publishing(self) -> int:
+        """Post the messages of approved items that are still ``publishing``; tell
+        their authors once a message exists. Returns how many went live."""
+        rows = await self.bot.db.fetchall(
+            "SELECT * FROM items WHERE state = ? ORDER BY id", (states.PUBLISHING,)
+        )
+        done = 0
+        for row in rows:
+            item = await self._go_live(Item.from_row(row))
+            if item.state != states.PUBLISHED:
+                log.warning("item %s is approved but still not published; retrying later", item.id)
+                continue
+            done += 1
+            village = self.bot.villages.get(item.village)
+            await self._tell_decision(
+                item, self.bot.translator(village), approve=True, reason=None, cause="publishing"
+            )
+        return done
 
     async def _edit_queue_message(
         self, item: Item, t: Translator, outcome: Text, purpose: str
@@ -492,6 +533,13 @@ class ModerationPlugin(Plugin):
     async def start(self) -> None:
         for village in self.bot.config.villages:
             await self.service._update_pending_metric(village.id)
+        # Approved items whose message could not be posted: at start and then regularly.
+        self.scheduler.at(
+            "publishing-resume",
+            datetime.now(UTC) + timedelta(seconds=1),
+            self.service.resume_publishing,
+        )
+        self.scheduler.every("publishing", PUBLISH_RETRY_SECONDS, self.service.resume_publishing)
 
     @command("warteschlange", "queue", role=Role.MODERATOR, scope=Scope.MODERATION)
     async def queue(self, ctx: CommandContext) -> None:
@@ -783,12 +831,12 @@ class ModerationPlugin(Plugin):
             approve=event.emoji in APPROVE_KEYS,
             cause=event.event_id,
         )
-        if key == "moderation.own_item":
+        if key in ("moderation.own_item", "moderation.approved_not_yet_published"):
             t = self.bot.translator(info.village)
             await self.bot.matrix.answer(
                 event.room_id,
                 event.target,
-                t("moderation.own_item", number=item.number),
+                t(key, number=item.number),
                 key=txn_id(event.event_id, "own"),
             )
 

@@ -263,3 +263,40 @@ async def test_queue_survives_a_restart(homeserver: Homeserver, tmp_path: Path) 
         assert len(bernd.replies_to(sent2, sender=world.bot_user_id)) == 2  # ack + rejection
     finally:
         await world.close()
+
+
+async def test_an_approved_post_the_homeserver_refused_is_published_after_a_restart(
+    world: World,
+) -> None:
+    anna, bernd = world.village.residents
+    market, modroom = world.room("marketplace"), world.room("moderation")
+    sent = await anna.send(market, "!biete Gartenbank")
+    await anna.wait_for(market, lambda e: reply_target(e) == sent)
+    # The bot loses the marketplace room: its post there is refused (M_FORBIDDEN).
+    await world.admin.request_json(
+        "POST",
+        f"/_matrix/client/v3/rooms/{market}/kick",
+        {"user_id": world.bot_user_id, "reason": "test"},
+    )
+    bot = world.bot
+    assert bot is not None
+    reply = await ask(world.moderator, modroom, "!freigeben 1")
+    assert "nicht veröffentlichen" in reply, reply
+    item = await bot.moderation.items.get(world.village.id, 1)
+    assert item is not None and item.state == "publishing"
+    # Back in the room and restarted: the bot posts it, then tells Anna (not before).
+    await world.admin.invite(market, world.bot_user_id)
+    member = f"/_matrix/client/v3/rooms/{market}/state/m.room.member/{world.bot_user_id}"
+    for _ in range(150):
+        if (await world.admin.get_json(member)).get("membership") == "join":
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the bot did not rejoin the marketplace")
+    await world.restart_bot()
+    told = await anna.wait_for(
+        market, lambda e: reply_target(e) == sent and "für alle sichtbar" in (body_of(e) or "")
+    )
+    post = await bernd.wait_for(market, bot_message(world, "Gartenbank"))
+    assert post["origin_server_ts"] <= told["origin_server_ts"]
+    assert not [e for e in anna.replies_to(sent) if "für alle sichtbar" in (body_of(e) or "")][1:]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from dorfbot import items as states
+from dorfbot.matrix import MatrixError
 from dorfbot.moderation import pseudonym
 from dorfbot.testing.offline import OfflineBot
 
@@ -281,3 +283,65 @@ async def test_an_organizer_withdrawing_someones_pending_event_tells_them(
     assert "wartet" in await say(offline, MARKET, "@anna:test", "!termin 11.10.2030 18:00 Treff")
     await say(offline, MARKET, "@anna:test", "!absagen 2")
     assert not [r for r in offline.replies() if "Ihr Termin" in r]
+
+
+# ---------------------------------------------------------------- item 12
+
+
+async def test_a_failed_publish_is_retried_and_the_author_told_only_then(
+    offline: OfflineBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    anna = "@anna:test"
+    assert "wartet" in await say(offline, MARKET, anna, "!biete Rasenmäher")
+    matrix = offline.bot.matrix
+    working = matrix.publish
+
+    async def down(*args: object, **kwargs: object) -> str:
+        raise MatrixError("homeserver gone")
+
+    monkeypatch.setattr(matrix, "publish", down)
+    reply = await say(offline, MODROOM, "@mod0:test", "!freigeben 1")
+    assert "nicht veröffentlichen" in reply, reply
+    assert "für alle sichtbar" not in reply  # nobody told Anna it is visible
+    moderation = offline.bot.moderation
+    item = await moderation.items.get("v0", 1)
+    assert item is not None and item.state == states.PUBLISHING and item.published_event is None
+    assert "Rasenmäher" not in await say(offline, MARKET, "@bert:test", "!angebote")
+    assert "freigegeben, wird veröffentlicht" in await say(offline, MARKET, anna, "!meine")
+    assert await moderation.resume_publishing() == 0  # still down: stays publishing
+
+    # the homeserver is back: the retry (at start and every few minutes) posts it
+    monkeypatch.setattr(matrix, "publish", working)
+    offline.sent.clear()
+    assert await moderation.resume_publishing() == 1
+    item = await moderation.items.get("v0", 1)
+    assert item is not None and item.state == states.PUBLISHED and item.published_event
+    assert item.published_at is not None
+    told = [r for r in offline.replies() if "für alle sichtbar" in r]
+    assert len(told) == 1 and "Rasenmäher" in told[0], offline.replies()
+    assert sum("Rasenmäher" in r for r in offline.replies()) == 2  # the post and the news
+    assert await moderation.resume_publishing() == 0
+    assert "Rasenmäher" in await say(offline, MARKET, "@bert:test", "!angebote")
+
+
+async def test_approving_again_retries_a_publish_at_once(
+    offline: OfflineBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert "wartet" in await say(offline, MARKET, "@anna:test", "!biete Leiter")
+    matrix = offline.bot.matrix
+    working = matrix.publish
+
+    async def down(*args: object, **kwargs: object) -> str:
+        raise MatrixError("homeserver gone")
+
+    monkeypatch.setattr(matrix, "publish", down)
+    assert "nicht veröffentlichen" in await say(offline, MODROOM, "@mod0:test", "!freigeben 1")
+    monkeypatch.setattr(matrix, "publish", working)
+    assert "ist freigegeben." in await say(offline, MODROOM, "@mod0:test", "!freigeben 1")
+    item = await offline.bot.moderation.items.get("v0", 1)
+    assert item is not None and item.state == states.PUBLISHED
+    moderation_plugin = offline.bot.plugin("moderation")
+    assert moderation_plugin is not None
+    assert {"moderation:publishing", "moderation:publishing-resume"} <= (
+        moderation_plugin.scheduler._ids
+    )
