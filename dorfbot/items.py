@@ -119,6 +119,14 @@ MIGRATIONS = [
         "CREATE INDEX sent_messages_item ON sent_messages (item_id)",
         "CREATE INDEX sent_messages_user ON sent_messages (user_id)",
     ),
+    # Approved items whose post failed were left "published" without a message
+    # (and nothing retried them): they become "publishing", which the bot retries.
+    # Items published without a moderator (imports, organizers) are not touched.
+    sql_script(
+        "UPDATE items SET state = 'publishing', published_at = NULL "
+        "WHERE state = 'published' AND published_event IS NULL "
+        "AND decided_by IS NOT NULL AND decided_by != author",
+    ),
 ]
 
 #: States an item can only reach through publication (``published_at`` is set).

@@ -345,3 +345,33 @@ async def test_approving_again_retries_a_publish_at_once(
     assert {"moderation:publishing", "moderation:publishing-resume"} <= (
         moderation_plugin.scheduler._ids
     )
+
+
+async def test_items_left_published_without_a_message_are_retried_after_the_upgrade(
+    offline: OfflineBot,
+) -> None:
+    from dorfbot.items import MIGRATIONS
+
+    items = offline.bot.moderation.items
+    stuck, _ = await items.create(
+        village="v0",
+        plugin="marketplace",
+        kind="offer",
+        state="published",
+        author="@anna:test",
+        title="Schubkarre",
+    )
+    await items.update(stuck, decided_by="@mod0:test")
+    imported, _ = await items.create(
+        village="v0",
+        plugin="calendar",
+        kind="event",
+        state="published",
+        author="@org0:test",
+        title="Abfuhr",
+    )
+    await MIGRATIONS[3](offline.bot.db)  # items migration 4, as an older database runs it
+    assert (await items.get_by_id(stuck.id)).state == states.PUBLISHING  # type: ignore[union-attr]
+    assert (await items.get_by_id(imported.id)).state == states.PUBLISHED  # type: ignore[union-attr]
+    assert await offline.bot.moderation.resume_publishing() == 1
+    assert "Schubkarre" in await say(offline, MARKET, "@bert:test", "!angebote")

@@ -97,13 +97,13 @@ async def test_an_interrupted_approval_is_finished_when_repeated(offline: Offlin
         author="@someone:test",
         title="Rad",
     )
-    # the crash happened after the state change, before the marketplace message
-    await store.transition(item, "published", decided_by="@mod0:test")
+    # the crash happened after the decision, before the marketplace message
+    await store.transition(item, "publishing", decided_by="@mod0:test")
     await offline.command("!moderation0:test", "@mod0:test", f"!freigeben {item.number}")
     fresh = await store.get("v0", item.number)
     assert fresh is not None and fresh.published_event is not None
     assert any(s.room_id == "!marketplace0:test" for s in offline.sent)
-    # a different moderator gets the plain answer
+    # once published, approving again (anyone) posts nothing more
     offline.sent.clear()
     await offline.command("!moderation0:test", "@admin:test", f"!freigeben {item.number}")
     assert not any(s.room_id == "!marketplace0:test" for s in offline.sent)
