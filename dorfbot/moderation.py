@@ -79,19 +79,25 @@ class Moderation:
     async def blocked_until(self, village: str, user_id: str) -> tuple[bool, float | None]:
         """Whether a user is blocked (also after ``!vergessen``, by pseudonym) and until when."""
         names = (user_id, pseudonym(user_id))
-        row = await self.bot.db.fetchone(
+        rows = await self.bot.db.fetchall(
             "SELECT user_id, until FROM blocks WHERE village = ? AND user_id IN (?, ?)",
             (village, *names),
         )
-        if row is None:
+        # Both names may hold a block (blocked again after !vergessen): the one in
+        # force decides, the longest (none = for good) first; expired ones go.
+        now = time.time()
+        blocking: list[float | None] = []
+        for row in rows:
+            if row["until"] is not None and row["until"] < now:
+                await self.bot.db.execute(
+                    "DELETE FROM blocks WHERE village = ? AND user_id = ?",
+                    (village, row["user_id"]),
+                )
+            else:
+                blocking.append(row["until"])
+        if not blocking:
             return False, None
-        until = row["until"]
-        if until is not None and until < time.time():
-            await self.bot.db.execute(
-                "DELETE FROM blocks WHERE village = ? AND user_id = ?", (village, row["user_id"])
-            )
-            return False, None
-        return True, until
+        return True, None if None in blocking else max(u for u in blocking if u is not None)
 
     async def check_not_blocked(self, village: VillageConfig, user_id: str) -> None:
         """Raise :class:`Blocked` (with the text to reply) if ``user_id`` is blocked here."""
@@ -350,7 +356,9 @@ class Moderation:
                 reason=reason or "-",
             ),
             purpose=states.PUBLISHED if approve else states.REJECTED,
-            cause=cause,
+            # an item goes live once, by the approval or by the retry that
+            # finished it: one key for both, so the author is told once
+            cause="live" if approve else cause,
         )
 
     async def _go_live(self, item: Item) -> Item:

@@ -90,6 +90,8 @@ class MarketplacePlugin(Plugin):
             "CREATE INDEX marketplace_open ON items (village, kind, state, plugin, expires_at)"
         ),
         search.create_keys,
+        # posts approved while 'publishing' existed went live unindexed: index them
+        search.rebuild,
     ]
     defaults: ClassVar[dict[str, Any]] = {
         "expire_days": 30,

@@ -96,10 +96,11 @@ async def create_keys(db: Database) -> None:
 
 
 async def rebuild(db: Database) -> None:
-    """Index every published post afresh, keyed in publication order."""
+    """Index every published (or being published) post afresh, keyed in publication order."""
     rows = await db.fetchall(
-        "SELECT * FROM items WHERE plugin = 'marketplace' AND state = ? ORDER BY published_at, id",
-        (states.PUBLISHED,),
+        "SELECT * FROM items WHERE plugin = 'marketplace' AND state IN (?, ?) "
+        "ORDER BY published_at, id",
+        (states.PUBLISHING, states.PUBLISHED),
     )
     docs = [(n, document(Item.from_row(r))) for n, r in enumerate(rows, start=1)]
     async with db.transaction():
@@ -114,8 +115,10 @@ async def rebuild(db: Database) -> None:
 
 async def index(db: Database, item: Item) -> None:
     """Make a post findable when it is published (the newest key); once only."""
-    if item.state != states.PUBLISHED:
-        return  # pending posts are indexed when a moderator publishes them
+    if item.state not in (states.PUBLISHING, states.PUBLISHED):
+        return  # pending posts are indexed when a moderator approves them
+    # An approved post is indexed while its message is being posted ('publishing');
+    # searches list only 'published' ones, so it is found from the moment it is live.
     async with db.transaction():
         if await db.fetchval(f"SELECT 1 FROM {KEYS} WHERE item_id = ?", (item.id,)):
             return

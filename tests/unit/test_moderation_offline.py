@@ -10,6 +10,7 @@ far dates are refused before anything is stored. The Matrix side (a refused
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -375,3 +376,26 @@ async def test_items_left_published_without_a_message_are_retried_after_the_upgr
     assert (await items.get_by_id(imported.id)).state == states.PUBLISHED  # type: ignore[union-attr]
     assert await offline.bot.moderation.resume_publishing() == 1
     assert "Schubkarre" in await say(offline, MARKET, "@bert:test", "!angebote")
+
+
+async def test_a_block_in_force_wins_over_an_expired_one_of_the_other_name(
+    offline: OfflineBot,
+) -> None:
+    """Blocked, forgotten (the block kept under a pseudonym), blocked again: whichever
+    row the database returns first, the one still in force decides."""
+    db = offline.bot.db
+    now = time.time()
+    for expired, in_force in ((TROLL, pseudonym(TROLL)), (pseudonym(TROLL), TROLL)):
+        await db.execute("DELETE FROM blocks")
+        await db.execute(
+            "INSERT INTO blocks (village, user_id, until, reason, blocked_by, created_at) "
+            "VALUES ('v0', ?, ?, 'alt', '@mod0:test', ?)",
+            (expired, now - 60, now - 3600),
+        )
+        await db.execute(
+            "INSERT INTO blocks (village, user_id, until, reason, blocked_by, created_at) "
+            "VALUES ('v0', ?, ?, 'neu', '@mod0:test', ?)",
+            (in_force, now + 3600, now),
+        )
+        assert await is_blocked(offline, TROLL), (expired, in_force)
+        assert await block_row(offline, expired) is None  # the expired one is gone
