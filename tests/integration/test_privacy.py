@@ -1,7 +1,7 @@
 """``!vergessen`` and ``!meinedaten`` on a real homeserver (issue 18, items 1-3).
 
 The erasure's transaction and rollback rules are proven offline in
-``tests/unit/test_privacy.py``; here the redactions are seen by other clients.
+``tests/unit/test_privacy_offline.py``; here the redactions are seen by other clients.
 """
 
 from __future__ import annotations
