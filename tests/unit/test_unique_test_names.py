@@ -1,4 +1,4 @@
-"""Test files are imported by basename (no packages under tests/): two of one name break collection."""
+"""Test files are imported by basename (tests/ has no packages): one name, one file."""
 
 from __future__ import annotations
 
