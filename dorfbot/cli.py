@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 from dorfbot.config import Config, ConfigError, load_config
-from dorfbot.matrix import Matrix
 from dorfbot.storage import StorageError
 
 log = logging.getLogger("dorfbot")
@@ -95,14 +94,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 async def _online_checks(config: Config) -> list[str]:
     """Log in as the bot and measure its message rate limit (lifted with an admin token)."""
     from dorfbot import ratelimit
+    from dorfbot.setup import operator_matrix
 
-    matrix = Matrix(
-        config.homeserver,
-        config.user_id,
-        config.data_dir,
-        device_name=config.device_name,
-        encryption=False,
-    )
+    matrix = operator_matrix(config)
     try:
         await matrix.login(config.password, config.access_token)
         lines = [f"Logged in as {matrix.user_id} on {config.homeserver}."]

@@ -238,6 +238,17 @@ class VillageSetup:
         return rooms
 
 
+def operator_matrix(config: Config) -> Matrix:
+    """The bot's account for an operator's command (setup, online checks), unencrypted."""
+    return Matrix(
+        config.homeserver,
+        config.user_id,
+        config.data_dir,
+        device_name=config.device_name,
+        encryption=False,
+    )
+
+
 async def run_setup(
     config: Config, *, rate_limit_notes: list[str] | None = None
 ) -> dict[str, dict[str, Any]]:
@@ -247,13 +258,7 @@ async def run_setup(
     checked too (:mod:`dorfbot.ratelimit`) and what the operator should read is
     appended to it.
     """
-    matrix = Matrix(
-        config.homeserver,
-        config.user_id,
-        config.data_dir,
-        device_name=config.device_name,
-        encryption=False,
-    )
+    matrix = operator_matrix(config)
     try:
         await matrix.login(config.password, config.access_token)
         setup = VillageSetup(config, matrix)

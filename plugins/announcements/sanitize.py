@@ -73,24 +73,22 @@ def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
 
 
 _DANGEROUS = {"script", "style", "mx-reply", "iframe", "object", "template"}
-_FIRST_PASS = nh3.Cleaner(
-    tags=set(ELEMENT_X_TAGS) | _FLATTENED,
-    clean_content_tags=_DANGEROUS,
-    attributes={tag: set(attrs) for tag, attrs in MATRIX_ATTRIBUTES.items()},
-    attribute_filter=_filter_attribute,
-    link_rel=None,
-    url_schemes=set(LINK_SCHEMES),
-    strip_comments=True,
-)
-_CLEANER = nh3.Cleaner(
-    tags=set(ELEMENT_X_TAGS),
-    clean_content_tags=_DANGEROUS,
-    attributes={tag: set(attrs) for tag, attrs in MATRIX_ATTRIBUTES.items()},
-    attribute_filter=_filter_attribute,
-    link_rel=None,
-    url_schemes=set(LINK_SCHEMES),
-    strip_comments=True,
-)
+
+
+def _cleaner(tags: set[str]) -> nh3.Cleaner:
+    return nh3.Cleaner(
+        tags=tags,
+        clean_content_tags=_DANGEROUS,
+        attributes={tag: set(attrs) for tag, attrs in MATRIX_ATTRIBUTES.items()},
+        attribute_filter=_filter_attribute,
+        link_rel=None,
+        url_schemes=set(LINK_SCHEMES),
+        strip_comments=True,
+    )
+
+
+_FIRST_PASS = _cleaner(set(ELEMENT_X_TAGS) | _FLATTENED)
+_CLEANER = _cleaner(set(ELEMENT_X_TAGS))
 
 
 def clean_html(fragment: str) -> str:
@@ -109,7 +107,7 @@ WEB_TAGS = frozenset(
 
 _WEB_CLEANER = nh3.Cleaner(
     tags=set(WEB_TAGS),
-    clean_content_tags={"script", "style", "mx-reply", "iframe", "object", "template"},
+    clean_content_tags=_DANGEROUS,
     attributes={"a": {"href"}, "ol": {"start"}},
     attribute_filter=_filter_attribute,
     link_rel="nofollow noopener noreferrer",
