@@ -7,18 +7,14 @@ are printed (run with ``-s``) for the closing notes.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from dorfbot.testing.homeserver import Homeserver
+from dorfbot.testing.process import BotProcess
 from dorfbot.testing.resident import Resident
 from dorfbot.testing.village import World, build_world
 
@@ -40,36 +36,6 @@ def count(observer: Resident, sent: list[str]) -> tuple[int, int]:
     """(lost, duplicated) over the sent command events."""
     per = [len(observer.replies_to(e)) for e in sent]
     return sum(1 for n in per if n == 0), sum(n - 1 for n in per if n > 1)
-
-
-class BotProcess:
-    """``dorfbot run`` as a real subprocess, so it can be SIGKILLed."""
-
-    def __init__(self, world: World, workdir: Path) -> None:
-        self.config = workdir / "config.yaml"
-        self.config.write_text(yaml.safe_dump(world.raw_config))
-        self.log = workdir / "bot.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dorfbot", "run", "-c", str(self.config)],
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 @pytest.fixture

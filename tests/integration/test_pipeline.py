@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +20,7 @@ import pytest
 import yaml
 
 from dorfbot.testing.homeserver import Homeserver
+from dorfbot.testing.process import BotProcess
 from dorfbot.testing.resident import Resident, reply_target
 from dorfbot.testing.village import World, build_world
 
@@ -89,45 +88,6 @@ async def test_a_burst_drains_with_replies_in_flight_in_each_persons_order(
     for person, mine in asked.items():
         order = [position[e] for e in mine]
         assert order == sorted(order), f"answers to {person} out of order"
-
-
-class BotProcess:
-    """``dorfbot run`` as a subprocess, so it can be SIGKILLed."""
-
-    def __init__(self, world: World, workdir: Path) -> None:
-        self.config = workdir / "config.yaml"
-        self.config.write_text(yaml.safe_dump(world.raw_config))
-        self.db = Path(world.raw_config["database"])
-        self.log = workdir / "bot.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dorfbot", "run", "-c", str(self.config)],
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-    def in_flight(self) -> int:
-        """Sends the bot has stored as handled but not yet delivered (its outbox)."""
-        try:
-            with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=1) as conn:
-                return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
-        except sqlite3.Error:
-            return 0
 
 
 @pytest.mark.slow
